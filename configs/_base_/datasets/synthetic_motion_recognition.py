@@ -1,0 +1,69 @@
+# The built-in synthetic motion dataset (tools/data/make_synthetic.py) for
+# recognition. Classes depend only on motion, so no horizontal flip.
+dataset_type = 'VideoDataset'
+data_root = 'data/synthetic'
+num_classes = 8
+
+file_client_args = dict(io_backend='disk')
+train_pipeline = [
+    dict(type='VideoInit'),
+    dict(type='SampleFrames', clip_len=8, frame_interval=4, num_clips=1),
+    dict(type='VideoDecode'),
+    dict(type='Resize', scale=(64, 64), keep_ratio=False),
+    dict(type='FormatShape', input_format='NCTHW'),
+    dict(type='PackActionInputs')
+]
+val_pipeline = [
+    dict(type='VideoInit'),
+    dict(type='SampleFrames', clip_len=8, frame_interval=4, num_clips=1,
+         test_mode=True),
+    dict(type='VideoDecode'),
+    dict(type='Resize', scale=(64, 64), keep_ratio=False),
+    dict(type='FormatShape', input_format='NCTHW'),
+    dict(type='PackActionInputs')
+]
+test_pipeline = [
+    dict(type='VideoInit'),
+    dict(type='SampleFrames', clip_len=8, frame_interval=4, num_clips=2,
+         test_mode=True),
+    dict(type='VideoDecode'),
+    dict(type='Resize', scale=(64, 64), keep_ratio=False),
+    dict(type='FormatShape', input_format='NCTHW'),
+    dict(type='PackActionInputs')
+]
+
+train_dataloader = dict(
+    batch_size=8,
+    num_workers=2,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    dataset=dict(
+        type=dataset_type,
+        ann_file=f'{data_root}/train.txt',
+        data_prefix=dict(video=data_root),
+        pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=8,
+    num_workers=2,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type=dataset_type,
+        ann_file=f'{data_root}/val.txt',
+        data_prefix=dict(video=data_root),
+        pipeline=val_pipeline,
+        test_mode=True))
+test_dataloader = dict(
+    batch_size=1,
+    num_workers=2,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type=dataset_type,
+        ann_file=f'{data_root}/val.txt',
+        data_prefix=dict(video=data_root),
+        pipeline=test_pipeline,
+        test_mode=True))
+
+val_evaluator = dict(type='AccMetric')
+test_evaluator = val_evaluator

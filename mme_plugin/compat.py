@@ -1,0 +1,154 @@
+"""Small, documented shims for the OpenMMLab stack this plugin is pinned to.
+
+Imported first by :mod:`mme_plugin`. Every shim is idempotent, fixes exactly one
+known breakage listed in ``../shared/reference/platform.md`` and is covered by
+a test in ``tests/test_compat.py`` that fails without it.
+
+1. :func:`patch_missing_drn` - the mmaction2 1.2.0 wheel lacks
+   ``mmaction/models/localizers/drn`` (upstream issue open-mmlab/mmaction2#2714),
+   so ``import mmaction.models`` fails. We insert placeholder modules, only when
+   the real package is missing.
+2. :func:`patch_checkpoint_loader` - mmengine 0.10.7 calls ``torch.load`` with
+   torch's default ``weights_only=True`` (torch >= 2.6), which rejects
+   mmengine's own ``HistoryBuffer`` objects: resume, ``load_from``,
+   ``tools/test.py CKPT`` and ``Pretrained`` init fail. Local checkpoints are
+   files the user names and trusts, so the local scheme loads them with
+   ``weights_only=False``.
+3. :func:`patch_cpu_distributed` - mmengine's ``init_dist('pytorch')`` calls
+   ``torch.cuda.set_device`` unconditionally and the runner wraps models with
+   ``DistributedDataParallel(device_ids=[LOCAL_RANK])``; both fail on a CPU-only
+   torch. Without CUDA we use the gloo backend, skip ``set_device`` and give
+   DDP ``device_ids=None`` for CPU modules. CUDA machines are untouched.
+"""
+import importlib.util
+import os
+import sys
+import types
+from typing import Any
+
+import torch
+
+__all__ = [
+    'patch_missing_drn', 'patch_checkpoint_loader', 'patch_cpu_distributed',
+    'apply_all'
+]
+
+_DRN_MODULES = ('mmaction.models.localizers.drn',
+                'mmaction.models.localizers.drn.drn')
+
+
+def _real_drn_missing() -> bool:
+    """Whether the installed mmaction lacks the ``drn`` localizer package.
+
+    Looks at the files only: ``find_spec`` of a submodule would import
+    ``mmaction.models``, which is exactly what fails.
+    """
+    spec = importlib.util.find_spec('mmaction')
+    if spec is None or not spec.submodule_search_locations:
+        return False
+    for root in spec.submodule_search_locations:
+        localizers = os.path.join(root, 'models', 'localizers')
+        if os.path.isdir(localizers):
+            return not os.path.isdir(os.path.join(localizers, 'drn'))
+    return False
+
+
+def patch_missing_drn() -> bool:
+    """Register placeholder ``drn`` modules if mmaction's wheel lacks them.
+
+    Returns:
+        bool: True if placeholders were inserted, False if nothing was needed.
+    """
+    if _DRN_MODULES[1] in sys.modules or not _real_drn_missing():
+        return False
+
+    class DRN:  # noqa: D401 - placeholder
+        """Placeholder for mmaction's DRN localizer (absent from the wheel)."""
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            raise ImportError(
+                'mmaction.models.localizers.drn is missing from the mmaction2 '
+                '1.2.0 wheel (open-mmlab/mmaction2#2714); install mmaction2 '
+                'from source to use DRN.')
+
+    pkg = types.ModuleType(_DRN_MODULES[0])
+    pkg.__path__ = []  # mark as package
+    mod = types.ModuleType(_DRN_MODULES[1])
+    mod.DRN = DRN
+    pkg.drn = mod
+    pkg.DRN = DRN
+    sys.modules[_DRN_MODULES[0]] = pkg
+    sys.modules[_DRN_MODULES[1]] = mod
+    return True
+
+
+def _load_trusted_local(filename: str, map_location: Any = None) -> Any:
+    """Load a local checkpoint that the user named (trusted file).
+
+    Args:
+        filename (str): Path of the checkpoint.
+        map_location (Any): Same as :func:`torch.load`.
+
+    Returns:
+        Any: The loaded object.
+    """
+    filename = os.path.expanduser(filename)
+    if not os.path.isfile(filename):
+        raise FileNotFoundError(
+            f'checkpoint {filename} can not be found: check the path given '
+            'to --resume / load_from / tools/test.py.')
+    return torch.load(filename, map_location=map_location, weights_only=False)
+
+
+def patch_checkpoint_loader() -> None:
+    """Re-register mmengine's local checkpoint scheme with a trusted loader."""
+    from mmengine.runner.checkpoint import CheckpointLoader
+    CheckpointLoader.register_scheme(prefixes='', force=True)(
+        _load_trusted_local)
+
+
+def _init_dist_pytorch_cpu_aware(backend: str = 'nccl',
+                                 init_backend: str = 'torch',
+                                 **kwargs: Any) -> None:
+    """mmengine's pytorch launcher init, falling back to gloo without CUDA."""
+    import torch.distributed as dist
+    if torch.cuda.is_available():
+        return _ORIG['init_dist_pytorch'](
+            backend, init_backend=init_backend, **kwargs)
+    dist.init_process_group(
+        backend='gloo',
+        rank=int(os.environ['RANK']),
+        world_size=int(os.environ['WORLD_SIZE']),
+        **kwargs)
+
+
+_ORIG: dict = {}
+
+
+def patch_cpu_distributed() -> None:
+    """Make mmengine's ``pytorch`` launcher and DDP wrapper work on CPU."""
+    import mmengine.dist.utils as dist_utils
+    from mmengine.model.wrappers import MMDistributedDataParallel
+    if 'init_dist_pytorch' not in _ORIG:
+        _ORIG['init_dist_pytorch'] = dist_utils._init_dist_pytorch
+        dist_utils._init_dist_pytorch = _init_dist_pytorch_cpu_aware
+    if 'ddp_init' not in _ORIG:
+        orig_init = MMDistributedDataParallel.__init__
+        _ORIG['ddp_init'] = orig_init
+
+        def __init__(self, module: torch.nn.Module, *args: Any,
+                     **kwargs: Any) -> None:
+            devices = {p.device.type for p in module.parameters()}
+            if devices <= {'cpu'}:
+                kwargs['device_ids'] = None
+                kwargs.pop('output_device', None)
+            orig_init(self, module, *args, **kwargs)
+
+        MMDistributedDataParallel.__init__ = __init__
+
+
+def apply_all() -> None:
+    """Apply every shim (idempotent)."""
+    patch_missing_drn()
+    patch_checkpoint_loader()
+    patch_cpu_distributed()

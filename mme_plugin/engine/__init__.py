@@ -1,0 +1,3 @@
+"""engine components of the MME plugin."""
+
+__all__: list = []

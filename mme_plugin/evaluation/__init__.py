@@ -1,0 +1,3 @@
+"""evaluation components of the MME plugin."""
+
+__all__: list = []

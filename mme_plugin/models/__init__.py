@@ -1,0 +1,3 @@
+"""Models of the MME plugin."""
+
+__all__: list = []

@@ -1,0 +1,54 @@
+"""Shared fixtures: a tiny generated synthetic dataset and tool runners."""
+import os
+import os.path as osp
+import subprocess
+import sys
+from typing import List
+
+import pytest
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+import mme_plugin  # noqa: E402,F401
+
+# Single-process data loading keeps the tests fast and deterministic on 2 cores.
+FAST_LOADER = [
+    f'{split}_dataloader.{key}'
+    for split in ('train', 'val', 'test')
+    for key in ('num_workers=0', 'persistent_workers=False')
+]
+
+
+@pytest.fixture(scope='session')
+def synthetic_root(tmp_path_factory) -> str:
+    """A synthetic motion dataset with 3 train / 1 val clips per class."""
+    from mme_plugin.datasets.synthetic import make_synthetic_dataset
+    root = str(tmp_path_factory.mktemp('synthetic'))
+    make_synthetic_dataset(root, dict(train=3, val=1), num_frames=32,
+                           size=(64, 64), seed=0)
+    return root
+
+
+def data_options(root: str) -> List[str]:
+    """``--cfg-options`` that point every split of a config at ``root``."""
+    opts = []
+    for split, ann in (('train', 'train'), ('val', 'val'), ('test', 'val')):
+        opts += [
+            f'{split}_dataloader.dataset.ann_file={root}/{ann}.txt',
+            f'{split}_dataloader.dataset.data_prefix.video={root}'
+        ]
+    return opts
+
+
+def run_tool(args: List[str], timeout: int = 600,
+             env_extra: dict = None) -> subprocess.CompletedProcess:
+    """Run a command from the repo root; fail with its output if it fails."""
+    env = dict(os.environ, PYTHONWARNINGS='ignore', OMP_NUM_THREADS='1',
+               PYTHON=sys.executable, **(env_extra or {}))
+    proc = subprocess.run(args, cwd=REPO, capture_output=True, text=True,
+                          timeout=timeout, env=env)
+    if proc.returncode != 0:
+        raise AssertionError(f'{" ".join(args)} failed ({proc.returncode}):\n'
+                             f'{proc.stdout[-6000:]}\n{proc.stderr[-6000:]}')
+    return proc

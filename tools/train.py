@@ -1,0 +1,146 @@
+"""Train a model (MME pretraining or recognition) with a stock mmengine Runner.
+
+Same flags as mmaction2's ``tools/train.py``; the plugin is imported (and its
+compatibility shims applied) before the config is read.
+
+Example:
+    python tools/train.py configs/mme/pretrain_ssv2.py --work-dir work_dirs/x
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+import mme_plugin  # noqa: E402,F401  (applies shims, registers scope)
+from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.runner import Runner  # noqa: E402
+
+
+def parse_args() -> argparse.Namespace:
+    """Parse command-line arguments."""
+    parser = argparse.ArgumentParser(description='Train a model')
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument(
+        '--resume',
+        nargs='?',
+        type=str,
+        const='auto',
+        help='If a checkpoint path is given, resume from it; without a value, '
+        'resume from the latest checkpoint in the work dir.')
+    parser.add_argument(
+        '--amp',
+        action='store_true',
+        help='enable automatic-mixed-precision training (needs a GPU)')
+    parser.add_argument(
+        '--no-validate',
+        action='store_true',
+        help='skip validation during training')
+    parser.add_argument(
+        '--auto-scale-lr',
+        action='store_true',
+        help='scale the learning rate by the real total batch size')
+    parser.add_argument('--seed', type=int, default=None, help='random seed')
+    parser.add_argument(
+        '--diff-rank-seed',
+        action='store_true',
+        help='set a different seed on each rank')
+    parser.add_argument(
+        '--deterministic',
+        action='store_true',
+        help='set deterministic options for CUDNN')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override settings in the config, key=value pairs')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
+    """Apply command-line arguments to the config.
+
+    Args:
+        cfg (Config): The loaded config.
+        args (argparse.Namespace): Parsed arguments.
+
+    Returns:
+        Config: The updated config.
+    """
+    if args.no_validate:
+        cfg.val_cfg = None
+        cfg.val_dataloader = None
+        cfg.val_evaluator = None
+    cfg.launcher = args.launcher
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(args.config))[0])
+    if args.amp:
+        import torch
+        if not torch.cuda.is_available():
+            raise SystemExit('--amp needs a CUDA device; AmpOptimWrapper '
+                             'asserts an accelerator. Drop --amp on CPU.')
+        optim_wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
+        if optim_wrapper not in ('OptimWrapper', 'AmpOptimWrapper'):
+            raise SystemExit(f'--amp is not supported with {optim_wrapper}')
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+    if args.resume == 'auto':
+        cfg.resume = True
+        cfg.load_from = None
+    elif args.resume is not None:
+        cfg.resume = True
+        cfg.load_from = args.resume
+    if args.auto_scale_lr:
+        cfg.setdefault('auto_scale_lr', {})['enable'] = True
+    if args.seed is not None:
+        cfg.setdefault('randomness', {})
+        cfg.randomness['seed'] = args.seed
+    if args.diff_rank_seed:
+        cfg.setdefault('randomness', {})['diff_rank_seed'] = True
+    if args.deterministic:
+        cfg.setdefault('randomness', {})['deterministic'] = True
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    return cfg
+
+
+def _shutdown_dist() -> None:
+    """Tear the process group down before exit.
+
+    Without it, gloo ranks sometimes abort (SIGABRT) in interpreter teardown
+    after a successful run, and torchrun reports the job as failed.
+    """
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
+def main() -> None:
+    """Entry point."""
+    args = parse_args()
+    cfg = Config.fromfile(args.config)
+    cfg = merge_args(cfg, args)
+    runner = (Runner.from_cfg(cfg) if 'runner_type' not in cfg else
+              __import__('mmengine.registry', fromlist=['RUNNERS'])
+              .RUNNERS.build(cfg))
+    runner.train()
+    _shutdown_dist()
+
+
+if __name__ == '__main__':
+    main()
