@@ -1,3 +1,11 @@
 """Models of the MME plugin."""
+from .algorithms import *  # noqa: F401,F403
+from .backbones import *  # noqa: F401,F403
+from .heads import *  # noqa: F401,F403
+from .losses import *  # noqa: F401,F403
+from .algorithms import __all__ as _alg
+from .backbones import __all__ as _bb
+from .heads import __all__ as _heads
+from .losses import __all__ as _losses
 
-__all__: list = []
+__all__ = [*_alg, *_bb, *_heads, *_losses]

@@ -1,8 +1,23 @@
 """Data transforms of the MME plugin."""
+from .dense_sampling import DenseSampleFrames, ShortVideoError
+from .flow import (ComputeFlow, DISFlow, FarnebackFlow, FlowCache,
+                   FlowCacheError, build_flow_backend)
+from .hog import ComputeHOG, cell_histogram_map, pixel_orientation_votes
+from .masking import TubeMasking
+from .motion_augment import (MotionFlip, MotionMultiScaleCrop, MotionResize,
+                             resize_flow)
+from .motion_targets import BuildMMETargets, patch_std
+from .trajectory import (ComputeTrajectories, grid_points, sample_bilinear,
+                         track_points)
 from .video_io import (DecordReader, PyAVReader, VideoDecode, VideoInit,
                        VideoReadError, open_video)
 
 __all__ = [
-    'DecordReader', 'PyAVReader', 'VideoDecode', 'VideoInit',
-    'VideoReadError', 'open_video'
+    'DenseSampleFrames', 'ShortVideoError', 'ComputeFlow', 'DISFlow',
+    'FarnebackFlow', 'FlowCache', 'FlowCacheError', 'build_flow_backend',
+    'ComputeHOG', 'cell_histogram_map', 'pixel_orientation_votes',
+    'TubeMasking', 'MotionFlip', 'MotionMultiScaleCrop', 'MotionResize',
+    'resize_flow', 'BuildMMETargets', 'patch_std', 'ComputeTrajectories',
+    'grid_points', 'sample_bilinear', 'track_points', 'DecordReader',
+    'PyAVReader', 'VideoDecode', 'VideoInit', 'VideoReadError', 'open_video'
 ]

@@ -161,7 +161,8 @@ class VideoDecode(BaseTransform):
     Args:
         extra_keys (Sequence[str]): Further keys holding frame indices (arrays
             of any shape) to decode in the same pass; each ``K`` is decoded
-            into ``<K without _inds>_imgs`` with shape ``(*K.shape, H, W, 3)``.
+            into ``<K without _frame_inds>_imgs`` (``dense_frame_inds`` ->
+            ``dense_imgs``) with shape ``(*K.shape, H, W, 3)``.
     """
 
     def __init__(self, extra_keys: Sequence[str] = ()) -> None:
@@ -211,8 +212,8 @@ class VideoDecode(BaseTransform):
         results['imgs'] = imgs
         for key, frames in zip(self.extra_keys, decoded[1:]):
             shape = np.asarray(results[key]).shape
-            out_key = key[:-len('_inds')] + '_imgs' if key.endswith(
-                '_inds') else key + '_imgs'
+            out_key = key[:-len('_frame_inds')] + '_imgs' if key.endswith(
+                '_frame_inds') else key + '_imgs'
             results[out_key] = np.stack(frames).reshape(
                 *shape, *frames[0].shape)
         results['original_shape'] = imgs[0].shape[:2]

@@ -1,0 +1,33 @@
+# MME ViT-B/16 as released (mme-spec.md 4.1-4.3): tubelet 2, fixed sinusoid
+# positions, q/v biases, decoder 1 block x 192 dims x 6 heads, MLP heads.
+# Head sizes: traj = 2 coords x L steps x 2x2 points; hog = steps x 2x2
+# points x 3 channels x 9 bins (steps = L + 1 along the trajectory).
+model = dict(
+    type='MME',
+    backbone=dict(
+        type='MMEVisionTransformer',
+        img_size=224,
+        patch_size=16,
+        embed_dims=768,
+        depth=12,
+        num_heads=12,
+        mlp_ratio=4,
+        qkv_bias=True,
+        num_frames=16,
+        tubelet_size=2,
+        norm_cfg=dict(type='LN', eps=1e-6),
+        drop_path_rate=0.0,
+        use_mean_pooling=True),
+    decoder=dict(
+        type='MMEDecoder',
+        embed_dims=192,
+        depth=1,
+        num_heads=6,
+        head_hidden=512,
+        head_dims=dict(traj=2 * 4 * 4, hog=5 * 4 * 27)),
+    loss=dict(type='MMELoss', weights=dict(traj=1.0, hog=1.0)),
+    data_preprocessor=dict(
+        type='ActionDataPreprocessor',
+        mean=[123.675, 116.28, 103.53],
+        std=[58.395, 57.12, 57.375],
+        format_shape='NCTHW'))

@@ -1,0 +1,35 @@
+# MME / VideoMAE pretraining schedule (mme-spec.md 5.1): AdamW, betas
+# (0.9, 0.95), wd 0.05 (none on norms, biases, position table, mask token),
+# base lr 1.5e-4 per 256 samples -> 6e-4 at the total batch of 1024, scaled
+# to the real batch by auto_scale_lr; 40 warmup epochs, per-iteration cosine
+# to 1e-5 per 256 (ratio 1/15). AMP (fp16, dynamic loss scale) on GPUs.
+max_epochs = 800
+warmup_epochs = 40
+
+optim_wrapper = dict(
+    type='AmpOptimWrapper',
+    loss_scale='dynamic',
+    optimizer=dict(
+        type='AdamW', lr=1.5e-4 * 1024 / 256, betas=(0.9, 0.95),
+        weight_decay=0.05),
+    paramwise_cfg=dict(
+        norm_decay_mult=0.0,
+        bias_decay_mult=0.0,
+        custom_keys={
+            'pos_embed': dict(decay_mult=0.0),
+            'mask_token': dict(decay_mult=0.0),
+            'q_bias': dict(decay_mult=0.0),
+            'v_bias': dict(decay_mult=0.0)
+        }))
+
+param_scheduler = [
+    dict(type='LinearLR', start_factor=1e-3, by_epoch=True, begin=0,
+         end=warmup_epochs, convert_to_iter_based=True),
+    dict(type='CosineAnnealingLR', eta_min_ratio=1 / 15, by_epoch=True,
+         begin=warmup_epochs, end=max_epochs, T_max=max_epochs -
+         warmup_epochs, convert_to_iter_based=True)
+]
+
+train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs)
+auto_scale_lr = dict(enable=True, base_batch_size=1024)
+

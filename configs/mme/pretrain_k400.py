@@ -1,0 +1,68 @@
+# MME pretraining on Kinetics-400, the released recipe (mme-spec.md 5.1):
+# ViT-B/16, 16 frames x stride 4, 224x224, tube mask 0.7, trajectories of
+# L = 4 raw-rate steps per tube, PatchStd, HOG along the trajectories, 1600
+# epochs (40 warmup), total batch 1024 (64 per GPU x 16 GPUs; auto_scale_lr
+# rescales the lr for other totals).
+#   tools/dist_train.sh configs/mme/pretrain_k400.py 8
+# Data: mmaction's K400 video list (`path label` lines).
+_base_ = [
+    '../_base_/default_runtime.py', '../_base_/models/mme_vit-base-p16.py',
+    '../_base_/schedules/mme_pretrain_adamw.py'
+]
+
+data_root = 'data/kinetics400/videos_train'
+ann_file = 'data/kinetics400/kinetics400_train_list_videos.txt'
+# Optional flow cache filled offline by tools/data/extract_trajectories.py
+# (None = flow computed on the fly).
+flow_cache_dir = None
+
+clip_len, frame_interval, traj_len = 16, 4, 4
+train_pipeline = [
+    dict(type='VideoInit'),
+    dict(type='DenseSampleFrames', clip_len=clip_len,
+         frame_interval=frame_interval, tubelet_size=2, traj_len=traj_len),
+    dict(type='VideoDecode', extra_keys=('dense_frame_inds', )),
+    # Flow of the original frames (so a cache can serve it); crop and resize
+    # then carry it along with the frames.
+    dict(type='ComputeFlow', backend=dict(type='FarnebackFlow'),
+         cache_dir=flow_cache_dir, data_root=data_root),
+    dict(type='MotionMultiScaleCrop', input_size=224,
+         scales=(1, .875, .75, .66), random_crop=False, max_wh_scale_gap=1,
+         num_fixed_crops=13),
+    dict(type='MotionResize', scale=(224, 224), keep_ratio=False),
+    dict(type='ComputeTrajectories', grid_step=8),
+    dict(type='ComputeHOG', mode='trajectory', cell_size=8, channels='rgb'),
+    dict(type='BuildMMETargets', patch_size=16, norm='patch_std'),
+    dict(type='TubeMasking', mask_ratio=0.7, patch_size=16, tubelet_size=2),
+    dict(type='FormatShape', input_format='NCTHW'),
+    dict(type='PackActionInputs',
+         algorithm_keys=('mask', 'traj_target', 'traj_valid', 'hog_target',
+                         'hog_valid'))
+]
+
+train_dataloader = dict(
+    batch_size=64,
+    num_workers=10,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    dataset=dict(
+        type='VideoDataset',
+        ann_file=ann_file,
+        data_prefix=dict(video=data_root),
+        pipeline=train_pipeline))
+
+max_epochs = 1600
+param_scheduler = [
+    dict(type='LinearLR', start_factor=1e-3, by_epoch=True, begin=0, end=40,
+         convert_to_iter_based=True),
+    dict(type='CosineAnnealingLR', eta_min_ratio=1 / 15, by_epoch=True,
+         begin=40, end=max_epochs, T_max=max_epochs - 40,
+         convert_to_iter_based=True)
+]
+train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs)
+
+# A checkpoint every 50 epochs (kept) plus the latest, for resuming.
+default_hooks = dict(
+    checkpoint=dict(type='CheckpointHook', interval=50, max_keep_ckpts=None,
+                    save_last=True, save_best=None),
+    logger=dict(type='LoggerHook', interval=50))

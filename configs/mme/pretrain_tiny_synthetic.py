@@ -1,0 +1,102 @@
+# MME pretraining of a tiny ViT on the built-in synthetic motion dataset
+# (tools/data/make_synthetic.py), on CPU. Same algorithm as the recipes,
+# scaled down: 64x64 frames, patch 8 (2x2 points of a 4-px grid per patch),
+# 8 frames x stride 4, L = 4 dense steps per tube, HOG on gray 4x4 cells.
+_base_ = ['../_base_/default_runtime.py']
+
+data_root = 'data/synthetic'
+embed_dims = 128
+img_size, patch_size, grid_step = 64, 8, 4
+clip_len, frame_interval, traj_len = 8, 4, 4
+points = (patch_size // grid_step)**2
+
+model = dict(
+    type='MME',
+    backbone=dict(
+        type='MMEVisionTransformer',
+        img_size=img_size,
+        patch_size=patch_size,
+        embed_dims=embed_dims,
+        depth=4,
+        num_heads=4,
+        mlp_ratio=4,
+        qkv_bias=True,
+        num_frames=clip_len,
+        tubelet_size=2,
+        norm_cfg=dict(type='LN', eps=1e-6),
+        use_mean_pooling=True),
+    decoder=dict(
+        type='MMEDecoder',
+        embed_dims=64,
+        depth=1,
+        num_heads=4,
+        head_hidden=128,
+        head_dims=dict(
+            traj=2 * traj_len * points, hog=(traj_len + 1) * points * 9)),
+    loss=dict(type='MMELoss', weights=dict(traj=1.0, hog=1.0)),
+    data_preprocessor=dict(
+        type='ActionDataPreprocessor',
+        mean=[123.675, 116.28, 103.53],
+        std=[58.395, 57.12, 57.375],
+        format_shape='NCTHW'))
+
+train_pipeline = [
+    dict(type='VideoInit'),
+    dict(type='DenseSampleFrames', clip_len=clip_len,
+         frame_interval=frame_interval, tubelet_size=2, traj_len=traj_len),
+    dict(type='VideoDecode', extra_keys=('dense_frame_inds', )),
+    dict(type='MotionMultiScaleCrop', input_size=img_size,
+         scales=(1, .875, .75, .66), random_crop=False, max_wh_scale_gap=1,
+         num_fixed_crops=13),
+    dict(type='MotionResize', scale=(img_size, img_size), keep_ratio=False),
+    # No flip: the synthetic classes depend on direction.
+    dict(type='ComputeFlow', backend=dict(type='FarnebackFlow')),
+    dict(type='ComputeTrajectories', grid_step=grid_step),
+    dict(type='ComputeHOG', mode='trajectory', cell_size=grid_step,
+         channels='gray'),
+    dict(type='BuildMMETargets', patch_size=patch_size, norm='patch_std'),
+    dict(type='TubeMasking', mask_ratio=0.75, patch_size=patch_size,
+         tubelet_size=2),
+    dict(type='FormatShape', input_format='NCTHW'),
+    dict(type='PackActionInputs',
+         algorithm_keys=('mask', 'traj_target', 'traj_valid', 'hog_target',
+                         'hog_valid'))
+]
+
+train_dataloader = dict(
+    batch_size=16,
+    num_workers=2,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    dataset=dict(
+        type='VideoDataset',
+        ann_file=f'{data_root}/train.txt',
+        data_prefix=dict(video=data_root),
+        pipeline=train_pipeline))
+
+max_epochs = 30
+optim_wrapper = dict(
+    type='OptimWrapper',
+    optimizer=dict(type='AdamW', lr=1e-3, betas=(0.9, 0.95),
+                   weight_decay=0.05),
+    paramwise_cfg=dict(
+        norm_decay_mult=0.0,
+        bias_decay_mult=0.0,
+        custom_keys={
+            'pos_embed': dict(decay_mult=0.0),
+            'mask_token': dict(decay_mult=0.0)
+        }),
+    clip_grad=dict(max_norm=5.0))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=1e-2, by_epoch=True, begin=0, end=3,
+         convert_to_iter_based=True),
+    dict(type='CosineAnnealingLR', eta_min_ratio=0.01, by_epoch=True,
+         begin=3, end=max_epochs, T_max=max_epochs - 3,
+         convert_to_iter_based=True)
+]
+train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs)
+auto_scale_lr = dict(enable=False, base_batch_size=16)
+default_hooks = dict(
+    checkpoint=dict(type='CheckpointHook', interval=5, max_keep_ckpts=2,
+                    save_last=True, save_best=None),
+    logger=dict(type='LoggerHook', interval=10))

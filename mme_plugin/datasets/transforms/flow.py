@@ -1,0 +1,351 @@
+"""Optical flow between consecutive dense frames, with pluggable backends.
+
+The release computes Farneback flow offline with a CUDA OpenCV binary, stores
+it as uint8-quantized lossy mp4 and forgets to de-quantize it when reading
+(``mme-spec.md`` sections 2.1 and 8.1). Here flow is computed on the fly in
+the data pipeline (CPU OpenCV by default) in float pixels, optionally read
+from / written to a lossless cache (:class:`FlowCache`). Backends are
+registered in ``TASK_UTILS`` so a GPU flow model can replace them: a backend
+is any callable ``(prev, next) -> HxWx2 float32`` on uint8 RGB frames.
+"""
+import hashlib
+import json
+import os
+import os.path as osp
+from typing import Dict, Optional, Sequence
+
+import cv2
+import numpy as np
+from mmcv.transforms import BaseTransform
+
+from mme_plugin.registry import TASK_UTILS, TRANSFORMS
+
+__all__ = [
+    'FarnebackFlow', 'DISFlow', 'FlowCache', 'ComputeFlow', 'FlowCacheError',
+    'build_flow_backend'
+]
+
+
+class FlowCacheError(RuntimeError):
+    """A cache entry is missing or stale where the cache is read-only."""
+
+
+def _to_gray(img: np.ndarray, scale: float) -> np.ndarray:
+    gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY) if img.ndim == 3 else img
+    if scale != 1.0:
+        h, w = gray.shape
+        gray = cv2.resize(gray, (max(8, round(w * scale)),
+                                 max(8, round(h * scale))),
+                          interpolation=cv2.INTER_AREA)
+    return gray
+
+
+def _to_full_res(flow: np.ndarray, shape: Sequence[int]) -> np.ndarray:
+    """Resize a flow field to ``shape`` (H, W) and rescale its values."""
+    h, w = shape
+    fh, fw = flow.shape[:2]
+    if (fh, fw) == (h, w):
+        return flow
+    out = cv2.resize(flow, (w, h), interpolation=cv2.INTER_LINEAR)
+    out[..., 0] *= w / fw
+    out[..., 1] *= h / fh
+    return out
+
+
+class _FlowBackend:
+    """Base class: grayscale conversion, optional downscaling, float output.
+
+    Args:
+        scale (float): Compute flow on frames resized by this factor (speed);
+            the result is resized back and given in full-resolution pixels.
+            Defaults to 1.0.
+    """
+
+    def __init__(self, scale: float = 1.0) -> None:
+        if not 0 < scale <= 1:
+            raise ValueError(f'scale must be in (0, 1], got {scale}')
+        self.scale = float(scale)
+
+    def _flow(self, prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def working_res(self, prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
+        """Flow at the working resolution (``scale`` x frame size), in
+        working-resolution pixels; what :class:`FlowCache` stores."""
+        return self._flow(_to_gray(prev, self.scale),
+                          _to_gray(nxt, self.scale)).astype(np.float32)
+
+    def __call__(self, prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
+        """Flow from ``prev`` to ``nxt`` (uint8 RGB or gray), HxWx2 float32.
+
+        ``flow[y, x] = (dx, dy)``: the pixel at (x, y) in ``prev`` moves to
+        (x + dx, y + dy) in ``nxt``. Full frame resolution and pixels.
+        """
+        return _to_full_res(self.working_res(prev, nxt), prev.shape[:2])
+
+    @property
+    def tag(self) -> str:
+        """A string that identifies the backend and its settings (cache key)."""
+        items = sorted((k, v) for k, v in vars(self).items()
+                       if not k.startswith('_'))
+        return type(self).__name__ + hashlib.sha1(
+            repr(items).encode()).hexdigest()[:8]
+
+
+@TASK_UTILS.register_module()
+class FarnebackFlow(_FlowBackend):
+    """OpenCV Farneback flow with the CUDA defaults the release used.
+
+    Defaults follow ``cv::cuda::FarnebackOpticalFlow::create()`` (levels 5,
+    pyramid scale 0.5, window 13, 10 iterations, poly_n 5, sigma 1.1), the
+    flow of the authors' ``dense_flow`` binary (``mme-spec.md`` 2.1).
+
+    Args:
+        scale (float): See :class:`_FlowBackend`. Defaults to 1.0.
+        levels (int): Pyramid levels. Defaults to 5.
+        pyr_scale (float): Pyramid scale. Defaults to 0.5.
+        winsize (int): Averaging window. Defaults to 13.
+        iterations (int): Iterations per level. Defaults to 10.
+        poly_n (int): Pixel neighbourhood of the polynomial. Defaults to 5.
+        poly_sigma (float): Gaussian sigma of the polynomial. Defaults to 1.1.
+    """
+
+    def __init__(self, scale: float = 1.0, levels: int = 5,
+                 pyr_scale: float = 0.5, winsize: int = 13,
+                 iterations: int = 10, poly_n: int = 5,
+                 poly_sigma: float = 1.1) -> None:
+        super().__init__(scale)
+        self.levels = levels
+        self.pyr_scale = pyr_scale
+        self.winsize = winsize
+        self.iterations = iterations
+        self.poly_n = poly_n
+        self.poly_sigma = poly_sigma
+
+    def _flow(self, prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
+        # Pyramid levels beyond what the frame size allows would fail.
+        levels = max(1, min(self.levels,
+                            int(np.log(min(prev.shape) / 8) /
+                                np.log(1 / self.pyr_scale)) + 1))
+        return cv2.calcOpticalFlowFarneback(
+            prev, nxt, None, self.pyr_scale, levels, self.winsize,
+            self.iterations, self.poly_n, self.poly_sigma, 0)
+
+
+@TASK_UTILS.register_module()
+class DISFlow(_FlowBackend):
+    """OpenCV DIS flow: 4x (medium) to 20x (fast) faster than Farneback.
+
+    Args:
+        scale (float): See :class:`_FlowBackend`. Defaults to 1.0.
+        preset (str): ``'ultrafast'``, ``'fast'`` or ``'medium'``.
+            Defaults to ``'medium'``.
+    """
+
+    _PRESETS = {
+        'ultrafast': cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
+        'fast': cv2.DISOPTICAL_FLOW_PRESET_FAST,
+        'medium': cv2.DISOPTICAL_FLOW_PRESET_MEDIUM
+    }
+
+    def __init__(self, scale: float = 1.0, preset: str = 'medium') -> None:
+        super().__init__(scale)
+        if preset not in self._PRESETS:
+            raise ValueError(f'preset must be one of {list(self._PRESETS)}')
+        self.preset = preset
+        self._dis = None
+
+    def _flow(self, prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
+        if self._dis is None:  # not picklable: create lazily per worker
+            self._dis = cv2.DISOpticalFlow_create(self._PRESETS[self.preset])
+        return self._dis.calc(prev, nxt, None)
+
+    def __getstate__(self) -> dict:
+        state = dict(vars(self))
+        state['_dis'] = None
+        return state
+
+
+def build_flow_backend(cfg) -> _FlowBackend:
+    """Build a flow backend from a config dict (or return a callable as is)."""
+    if callable(cfg):
+        return cfg
+    return TASK_UTILS.build(cfg)
+
+
+class FlowCache:
+    """A lossless on-disk cache of the consecutive flows of each video.
+
+    One entry per (video, backend settings): ``<root>/<relpath>.<tag>.npy``
+    holds int16 flows ``[num_frames - 1, h, w, 2]`` in 1/``QUANT`` px
+    (|flow| < 512 px, resolution 1/64 px) at the backend's working resolution,
+    and ``.json`` beside it the metadata that detects stale entries (video
+    size and mtime, frame count and shape). The array is memory-mapped, so a
+    clip reads only its own frame pairs.
+
+    Args:
+        root (str): Cache directory.
+        data_root (str, optional): Video paths are made relative to it.
+    """
+
+    QUANT = 64.0
+
+    def __init__(self, root: str, data_root: Optional[str] = None) -> None:
+        self.root = root
+        self.data_root = data_root
+
+    def paths(self, video: str, tag: str):
+        """Return the (array, metadata) paths of an entry."""
+        rel = osp.relpath(video, self.data_root) if self.data_root else \
+            video.lstrip('/')
+        if rel.startswith('..'):
+            rel = osp.abspath(video).lstrip('/')
+        base = osp.join(self.root, f'{rel}.{tag}')
+        return base + '.npy', base + '.json'
+
+    @staticmethod
+    def video_stamp(video: str) -> Dict:
+        """Size and modification time of the video (stale-entry check)."""
+        st = os.stat(video)
+        return dict(size=st.st_size, mtime=int(st.st_mtime))
+
+    def check(self, video: str, tag: str, num_frames: int) -> Optional[str]:
+        """Why the entry cannot be used (``None`` if it can)."""
+        arr_path, meta_path = self.paths(video, tag)
+        if not (osp.isfile(arr_path) and osp.isfile(meta_path)):
+            return 'missing'
+        try:
+            with open(meta_path) as f:
+                meta = json.load(f)
+        except (OSError, ValueError) as e:
+            return f'unreadable metadata ({e})'
+        if meta.get('video') != self.video_stamp(video):
+            return 'stale (the video changed after the cache was written)'
+        if meta.get('num_frames') != num_frames:
+            return (f"stale (cached {meta.get('num_frames')} frames, video "
+                    f'has {num_frames})')
+        return None
+
+    def read(self, video: str, tag: str, pair_starts: np.ndarray,
+             full_shape: Sequence[int]) -> np.ndarray:
+        """Flows ``frame i -> i + 1`` for every ``i`` in ``pair_starts``.
+
+        Returns:
+            np.ndarray: float32 ``[*pair_starts.shape, H, W, 2]`` in
+            full-resolution pixels.
+        """
+        arr = np.load(self.paths(video, tag)[0], mmap_mode='r')
+        flat = np.asarray(pair_starts).reshape(-1)
+        out = [
+            _to_full_res(np.asarray(arr[i], np.float32) / self.QUANT,
+                         full_shape) for i in flat
+        ]
+        return np.stack(out).reshape(*np.shape(pair_starts),
+                                     *full_shape[:2], 2)
+
+    def write(self, video: str, tag: str, flows: np.ndarray,
+              num_frames: int) -> None:
+        """Store all consecutive flows of a video (atomic replace)."""
+        arr_path, meta_path = self.paths(video, tag)
+        os.makedirs(osp.dirname(arr_path), exist_ok=True)
+        q = np.clip(np.round(flows * self.QUANT), -32767, 32767)
+        tmp = arr_path + f'.tmp{os.getpid()}.npy'
+        np.save(tmp, q.astype(np.int16))
+        os.replace(tmp, arr_path)
+        meta = dict(video=self.video_stamp(video), num_frames=num_frames,
+                    shape=list(flows.shape), quant=self.QUANT)
+        with open(meta_path + '.tmp', 'w') as f:
+            json.dump(meta, f)
+        os.replace(meta_path + '.tmp', meta_path)
+
+
+@TRANSFORMS.register_module()
+class ComputeFlow(BaseTransform):
+    """Flows between consecutive dense frames of every tube.
+
+    Required keys: ``dense_imgs`` (``[N_tubes, L + 1, H, W, 3]``); with a
+    cache also ``filename``, ``dense_frame_inds`` and ``total_frames``, and
+    the transform must come before any geometric augmentation (the cache
+    holds flows of the original frames). Added key: ``flows``
+    (``[N_tubes, L, H, W, 2]`` float32, pixels of the current frame size).
+
+    Args:
+        backend (dict): Flow backend config, e.g.
+            ``dict(type='FarnebackFlow')`` or
+            ``dict(type='DISFlow', preset='fast', scale=0.5)``.
+        cache_dir (str, optional): Flow cache directory
+            (:class:`FlowCache`), filled by
+            ``tools/data/extract_trajectories.py``. Defaults to None (no cache).
+        cache_mode (str): ``'read'``: a missing or stale entry is an error
+            that names the video and the command that fills the cache;
+            ``'readwrite'``: compute the whole video's flows and store them.
+            Defaults to ``'read'``.
+        data_root (str, optional): Root that cache paths are relative to.
+    """
+
+    def __init__(self,
+                 backend: Dict = dict(type='FarnebackFlow'),
+                 cache_dir: Optional[str] = None,
+                 cache_mode: str = 'read',
+                 data_root: Optional[str] = None) -> None:
+        if cache_mode not in ('read', 'readwrite'):
+            raise ValueError("cache_mode must be 'read' or 'readwrite'")
+        self.backend_cfg = backend
+        self.backend = build_flow_backend(backend)
+        self.cache = FlowCache(cache_dir, data_root) if cache_dir else None
+        self.cache_mode = cache_mode
+
+    def _compute(self, dense: np.ndarray) -> np.ndarray:
+        n, s = dense.shape[:2]
+        flows = np.empty((n, s - 1, *dense.shape[2:4], 2), np.float32)
+        for i in range(n):
+            for j in range(s - 1):
+                flows[i, j] = self.backend(dense[i, j], dense[i, j + 1])
+        return flows
+
+    def transform(self, results: Dict) -> Dict:
+        """Compute (or read) the flows."""
+        dense = results['dense_imgs']
+        if self.cache is None:
+            results['flows'] = self._compute(dense)
+            return results
+        if 'crop_bbox' in results or results.get('flip', False):
+            raise RuntimeError(
+                'ComputeFlow with a cache must come before crop/resize/flip '
+                'in the pipeline: the cache holds flows of original frames.')
+        video = results['filename']
+        tag = self.backend.tag
+        total = int(results['total_frames'])
+        reason = self.cache.check(video, tag, total)
+        if reason is not None:
+            if self.cache_mode == 'read':
+                raise FlowCacheError(
+                    f'{video}: flow cache entry {reason} in '
+                    f'{self.cache.root} (backend {tag}). Fill the cache with '
+                    '`python tools/data/extract_trajectories.py CONFIG` or '
+                    "set cache_mode='readwrite' (or drop cache_dir).")
+            self.fill(video, total)
+        starts = results['dense_frame_inds'][:, :-1]
+        results['flows'] = self.cache.read(video, tag, starts,
+                                           dense.shape[2:4])
+        return results
+
+    def fill(self, video: str, total: Optional[int] = None) -> None:
+        """Compute and store all consecutive flows of ``video``."""
+        from .video_io import open_video
+        reader = open_video(video)
+        total = reader.num_frames if total is None else total
+        flows, prev = [], None
+        step = 64
+        for start in range(0, total, step):
+            idx = list(range(start, min(total, start + step)))
+            for frame in reader.get_batch(idx):
+                if prev is not None:
+                    flows.append(self.backend.working_res(prev, frame))
+                prev = frame
+        self.cache.write(video, self.backend.tag, np.stack(flows), total)
+
+    def __repr__(self) -> str:
+        return (f'{self.__class__.__name__}(backend={self.backend_cfg}, '
+                f'cache_dir={self.cache.root if self.cache else None}, '
+                f'cache_mode={self.cache_mode})')

@@ -1,0 +1,171 @@
+"""Per-token MME targets from trajectories and HOG features.
+
+Token order is the ViT's (``t, h, w``, row-major over tubes, patch rows and
+patch columns), so ``targets[mask]`` matches the decoder's masked outputs.
+
+Trajectory target per token (``mme-spec.md`` 2.6): the per-step
+displacements ``p_{t+1} - p_t`` of the ``k x k`` points of the patch (k =
+patch_size / grid_step; 2 in the release), laid out ``(coord, step, row,
+col)`` = 2 x L x k x k values (32 in the release). Normalisation:
+
+* ``'patch_std'`` (release ``PatchStd``): for each (coord, step), subtract
+  the mean over the patch's points and divide by their unbiased std plus
+  ``std_eps``. The common translation of the patch is removed; what is left
+  is how the points move relative to each other. The release adds 1e-6, which
+  with real-valued tracking turns float noise of a uniformly moving patch into
+  targets of +-1; ``std_eps`` is in pixels (default 0.1 px), so deformations
+  far below a pixel are damped instead of amplified;
+* ``'none'``: displacements divided by ``traj_scale`` pixels (absolute
+  motion kept).
+
+A token's trajectory target is valid when all its points are valid
+(``token_valid='all'``; the release uses ``'any'``, which with PatchStd mixes
+clamped out-of-frame points into the statistics).
+
+HOG target per token: the features of its points (and of every dense step in
+``'trajectory'`` mode), laid out ``(step, row, col, feature)``.
+"""
+from typing import Dict
+
+import numpy as np
+import torch
+from mmcv.transforms import BaseTransform
+
+from mme_plugin.registry import TRANSFORMS
+
+__all__ = ['BuildMMETargets', 'patch_std']
+
+
+def patch_std(values: np.ndarray, eps: float) -> np.ndarray:
+    """Standardize over the last axis (the points of a patch).
+
+    Args:
+        values (np.ndarray): ``[..., P]`` values of the P points of a patch.
+        eps (float): Added to the unbiased standard deviation.
+
+    Returns:
+        np.ndarray: ``(v - mean) / (std + eps)``, same shape.
+    """
+    mean = values.mean(-1, keepdims=True)
+    std = values.std(-1, ddof=1, keepdims=True)
+    return (values - mean) / (std + eps)
+
+
+def _patches(x: np.ndarray, k: int) -> np.ndarray:
+    """``[N, S, gh, gw, C]`` -> ``[N, gh/k, gw/k, S, k, k, C]``."""
+    n, s, gh, gw, c = x.shape
+    x = x.reshape(n, s, gh // k, k, gw // k, k, c)
+    return x.transpose(0, 2, 4, 1, 3, 5, 6)
+
+
+@TRANSFORMS.register_module()
+class BuildMMETargets(BaseTransform):
+    """Build per-token trajectory and HOG targets.
+
+    Required keys: ``traj_positions`` (``[N, L + 1, gh, gw, 2]``),
+    ``traj_valid`` (``[N, gh, gw]``), ``traj_grid_step``; ``hog`` if
+    ``with_hog``. Added keys (torch tensors): ``traj_target`` (``[T, 2Lk^2]``),
+    ``traj_valid`` (``[T]`` bool), ``hog_target`` (``[T, S k^2 D]``) and
+    ``hog_valid`` (``[T]`` bool), with T = N * (H/patch) * (W/patch) tokens.
+    Large intermediates (``dense_imgs``, ``flows``, ``hog``,
+    ``traj_positions``) are dropped; ``traj_positions`` is kept if
+    ``keep_positions`` (visualisation).
+
+    Args:
+        patch_size (int): Spatial patch size of the ViT. Defaults to 16.
+        norm (str): ``'patch_std'`` or ``'none'``. Defaults to
+            ``'patch_std'``.
+        std_eps (float): See module doc. Defaults to 0.1 (pixels).
+        traj_scale (float): Divisor for ``norm='none'``. Defaults to 4.0.
+        token_valid (str): ``'all'`` or ``'any'`` (release). Defaults to
+            ``'all'``.
+        with_hog (bool): Build HOG targets. Defaults to True.
+        min_valid_fraction (float): Raise if fewer than this fraction of the
+            clip's tokens have valid trajectories; this catches broken flow
+            (the release silently trains on zero targets). Defaults to 0.05.
+        keep_positions (bool): Keep ``traj_positions``. Defaults to False.
+    """
+
+    def __init__(self,
+                 patch_size: int = 16,
+                 norm: str = 'patch_std',
+                 std_eps: float = 0.1,
+                 traj_scale: float = 4.0,
+                 token_valid: str = 'all',
+                 with_hog: bool = True,
+                 min_valid_fraction: float = 0.05,
+                 keep_positions: bool = False) -> None:
+        if norm not in ('patch_std', 'none'):
+            raise ValueError(f"norm must be 'patch_std' or 'none': {norm}")
+        if token_valid not in ('all', 'any'):
+            raise ValueError("token_valid must be 'all' or 'any'")
+        self.patch_size = patch_size
+        self.norm = norm
+        self.std_eps = std_eps
+        self.traj_scale = traj_scale
+        self.token_valid = token_valid
+        self.with_hog = with_hog
+        self.min_valid_fraction = min_valid_fraction
+        self.keep_positions = keep_positions
+
+    def transform(self, results: Dict) -> Dict:
+        """Build the targets."""
+        pos = results['traj_positions']
+        step = int(results['traj_grid_step'])
+        if self.patch_size % step:
+            raise ValueError(f'patch_size {self.patch_size} is not a multiple '
+                             f'of the trajectory grid step {step}')
+        k = self.patch_size // step
+        n, s, gh, gw, _ = pos.shape
+        if gh % k or gw % k:
+            raise ValueError(f'point grid {gh}x{gw} does not tile into '
+                             f'{k}x{k} points per patch: use a frame size '
+                             f'that is a multiple of {self.patch_size}')
+        disp = pos[:, 1:] - pos[:, :-1]  # [N, L, gh, gw, 2]
+        # -> [N, hp, wp, L, k, k, 2] -> (coord, step, k*k points)
+        d = _patches(disp, k).transpose(0, 1, 2, 6, 3, 4, 5)
+        d = d.reshape(*d.shape[:5], k * k)
+        if self.norm == 'patch_std':
+            d = patch_std(d, self.std_eps)
+        else:
+            d = d / self.traj_scale
+        num_tokens = n * (gh // k) * (gw // k)
+        traj_target = d.reshape(num_tokens, -1).astype(np.float32)
+
+        valid_pts = results['traj_valid'][:, None, ..., None]
+        v = _patches(valid_pts, k).reshape(num_tokens, -1)
+        tok_valid = v.all(-1) if self.token_valid == 'all' else v.any(-1)
+        frac = float(tok_valid.mean())
+        if frac < self.min_valid_fraction:
+            raise RuntimeError(
+                f"{results.get('filename', '<clip>')}: only {frac:.1%} of the "
+                'tokens have valid trajectories (points left the frame). The '
+                'flow is probably broken (e.g. quantized flow not de-quantized'
+                ' or a wrong cache); refusing to train on empty targets. Lower'
+                ' min_valid_fraction only if this clip really is that fast.')
+        if not np.isfinite(traj_target).all():
+            raise RuntimeError(f"{results.get('filename')}: non-finite "
+                               'trajectory targets (check the flow backend)')
+        results['traj_target'] = torch.from_numpy(traj_target)
+        results['traj_valid'] = torch.from_numpy(tok_valid)
+
+        if self.with_hog:
+            hog = results['hog']
+            hog_tok = _patches(hog, k).reshape(num_tokens, -1)
+            results['hog_target'] = torch.from_numpy(
+                np.ascontiguousarray(hog_tok, dtype=np.float32))
+            # Trajectory-HOG of points that left the frame is read at a
+            # clamped position: use the trajectory validity for it.
+            hog_valid = tok_valid if results.get(
+                'hog_mode') == 'trajectory' else np.ones_like(tok_valid)
+            results['hog_valid'] = torch.from_numpy(hog_valid)
+        for key in ('dense_imgs', 'flows', 'hog'):
+            results.pop(key, None)
+        if not self.keep_positions:
+            results.pop('traj_positions', None)
+        return results
+
+    def __repr__(self) -> str:
+        return (f'{self.__class__.__name__}(patch_size={self.patch_size}, '
+                f'norm={self.norm}, std_eps={self.std_eps}, token_valid='
+                f'{self.token_valid}, with_hog={self.with_hog})')
