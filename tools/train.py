@@ -15,6 +15,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import mme_plugin  # noqa: E402,F401  (applies shims, registers scope)
 from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 
@@ -135,9 +136,8 @@ def main() -> None:
     args = parse_args()
     cfg = Config.fromfile(args.config)
     cfg = merge_args(cfg, args)
-    runner = (Runner.from_cfg(cfg) if 'runner_type' not in cfg else
-              __import__('mmengine.registry', fromlist=['RUNNERS'])
-              .RUNNERS.build(cfg))
+    runner = RUNNERS.build(cfg) if 'runner_type' in cfg else \
+        Runner.from_cfg(cfg)
     runner.train()
     _shutdown_dist()
 

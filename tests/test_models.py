@@ -1,0 +1,190 @@
+"""MME encoder, decoder, loss and algorithm."""
+
+import pytest
+import torch
+from mmaction.models.backbones.vit_mae import VisionTransformer
+from mmaction.structures import ActionDataSample
+
+from mme_plugin.models import (MME, MMEDecoder, MMELoss, MMEVisionTransformer,
+                               NoValidTargetsError, pixel_targets)
+from mme_plugin.registry import MODELS
+from mme_plugin.utils import register_all_modules
+
+register_all_modules()
+
+VIT = dict(img_size=32, patch_size=8, embed_dims=48, depth=2, num_heads=3,
+           num_frames=4, tubelet_size=2, use_mean_pooling=True)
+
+
+def _pair():
+    torch.manual_seed(0)
+    stock = VisionTransformer(**VIT).eval()
+    stock.init_weights()
+    ours = MMEVisionTransformer(**VIT).eval()
+    ours.load_state_dict(stock.state_dict())
+    return stock, ours
+
+
+def test_parameter_names_identical_to_stock():
+    stock, ours = _pair()
+    assert list(stock.state_dict()) == list(ours.state_dict())
+    assert all(stock.state_dict()[k].shape == v.shape
+               for k, v in ours.state_dict().items())
+
+
+def test_sdpa_matches_explicit_softmax_attention():
+    stock, ours = _pair()
+    x = torch.randn(2, 3, 4, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), stock(x), atol=1e-5, rtol=1e-4)
+
+
+def test_masked_forward_equals_encoder_on_gathered_tokens():
+    stock, ours = _pair()
+    x = torch.randn(2, 3, 4, 32, 32)
+    mask = torch.zeros(2, 32, dtype=torch.bool)
+    mask[0, [1, 4, 5, 9, 17, 20, 30, 31]] = True
+    mask[1, [0, 2, 3, 8, 16, 21, 22, 29]] = True
+    with torch.no_grad():
+        got = ours(x, mask=mask)
+        tokens = stock.patch_embed(x)[0] + stock.pos_embed
+        ref = []
+        for b in range(2):
+            t = tokens[b:b + 1, ~mask[b]]
+            for blk in stock.blocks:
+                t = blk(t)
+            ref.append(stock.fc_norm(t))
+        torch.testing.assert_close(got, torch.cat(ref), atol=1e-5, rtol=1e-4)
+    assert got.shape == (2, 24, 48)
+
+
+def test_unequal_visible_counts_are_rejected():
+    _, ours = _pair()
+    mask = torch.zeros(2, 32, dtype=torch.bool)
+    mask[0, :3] = True
+    with pytest.raises(ValueError, match='same number of visible'):
+        ours(torch.randn(2, 3, 4, 32, 32), mask=mask)
+
+
+def test_pretrained_backbone_loads_into_stock_recognizer(tmp_path):
+    mme = MODELS.build(dict(
+        type='MME', backbone=dict(type='MMEVisionTransformer', **VIT),
+        decoder=dict(type='MMEDecoder', embed_dims=32, num_heads=2,
+                     head_dims=dict(traj=8)),
+        loss=dict(type='MMELoss', weights=dict(traj=1.0))))
+    mme.init_weights()
+    ckpt = tmp_path / 'mme.pth'
+    torch.save({'state_dict': mme.state_dict(), 'meta': {}}, ckpt)
+    rec = MODELS.build(dict(
+        type='Recognizer3D',
+        backbone=dict(type='VisionTransformer', **VIT,
+                      init_cfg=dict(type='Pretrained', checkpoint=str(ckpt),
+                                    prefix='backbone.')),
+        cls_head=dict(type='TimeSformerHead', num_classes=5, in_channels=48)))
+    rec.init_weights()
+    ours = mme.backbone.state_dict()
+    theirs = rec.backbone.state_dict()
+    assert set(ours) == set(theirs)  # no missing, no unexpected keys
+    for k in theirs:
+        torch.testing.assert_close(theirs[k], ours[k])
+
+
+def test_decoder_output_per_masked_token():
+    dec = MMEDecoder(num_tokens=32, in_dims=48, embed_dims=32, num_heads=2,
+                     head_dims=dict(traj=8, hog=6),
+                     head_act=dict(hog='sigmoid'))
+    dec.init_weights()
+    mask = torch.zeros(2, 32, dtype=torch.bool)
+    mask[:, :20] = True
+    out = dec(torch.randn(2, 12, 48), mask)
+    assert out['traj'].shape == (2, 20, 8) and out['hog'].shape == (2, 20, 6)
+    assert out['hog'].min() >= 0 and out['hog'].max() <= 1
+    assert out['traj'].min() < 0  # linear head: unbounded
+
+
+def test_loss_averages_over_valid_tokens_only():
+    pred = {'traj': torch.zeros(4, 2)}
+    tgt = {'traj': torch.tensor([[1., 1], [2, 2], [100, 100], [0, 0]])}
+    valid = {'traj': torch.tensor([True, True, False, True])}
+    loss = MMELoss(weights=dict(traj=2.0))(pred, tgt, valid)['loss_traj']
+    assert loss.item() == pytest.approx(2.0 * (1 + 4 + 0) / 3)
+    rel = MMELoss(weights=dict(traj=1.0), release_compat=True)(pred, tgt,
+                                                                valid)
+    # release: sum over dims, divided by all masked tokens
+    assert rel['loss_traj'].item() == pytest.approx((2 + 8 + 0) / 4)
+
+
+def test_loss_refuses_all_invalid_targets():
+    with pytest.raises(NoValidTargetsError):
+        MMELoss(weights=dict(traj=1.0))(
+            {'traj': torch.zeros(3, 2)}, {'traj': torch.ones(3, 2)},
+            {'traj': torch.zeros(3, dtype=torch.bool)})
+
+
+def test_pixel_targets_layout_and_norm():
+    video = torch.rand(1, 3, 4, 16, 16)
+    t = pixel_targets(video, 8, 2, normalize=False)
+    assert t.shape == (1, 8, 2 * 8 * 8 * 3)
+    # token 1 = tube 0, patch row 0, patch col 1; first value = frame 0,
+    # pixel (0, 8), channel 0
+    assert t[0, 1, 0] == video[0, 0, 0, 0, 8]
+    tn = pixel_targets(video, 8, 2)
+    per_channel = tn.reshape(1, 8, 128, 3)
+    assert per_channel.mean(2).abs().max() < 1e-5
+
+
+def _samples(n_tokens, mask_idx, traj_dims=8, valid=True):
+    out = []
+    for _ in range(2):
+        ds = ActionDataSample()
+        mask = torch.zeros(n_tokens, dtype=torch.bool)
+        mask[mask_idx] = True
+        ds.set_field(mask, 'mask')
+        ds.set_field(torch.randn(n_tokens, traj_dims), 'traj_target')
+        ds.set_field(torch.full((n_tokens, ), valid), 'traj_valid')
+        out.append(ds)
+    return out
+
+
+def _mme(heads, weights):
+    m = MODELS.build(dict(
+        type='MME', backbone=dict(type='MMEVisionTransformer', **VIT),
+        decoder=dict(type='MMEDecoder', embed_dims=32, num_heads=2,
+                     head_dims=heads),
+        loss=dict(type='MMELoss', weights=weights),
+        data_preprocessor=dict(type='ActionDataPreprocessor',
+                               mean=[0., 0, 0], std=[1., 1, 1],
+                               format_shape='NCTHW')))
+    m.init_weights()
+    return m
+
+
+def test_mme_loss_mode_and_backward():
+    model = _mme(dict(traj=8), dict(traj=1.0))
+    x = torch.rand(2, 1, 3, 4, 32, 32) * 255
+    out = model(x, _samples(32, list(range(24))), mode='loss')
+    assert set(out) == {'loss_traj', 'traj_valid', 'traj_target_abs'}
+    assert torch.isfinite(out['loss_traj']) and out['traj_valid'] == 1.0
+    out['loss_traj'].backward()
+    assert model.backbone.patch_embed.projection.weight.grad.abs().sum() > 0
+    preds = model(x, _samples(32, list(range(24))), mode='tensor')
+    assert preds['traj'].shape == (2, 24, 8)
+
+
+def test_mme_pixel_mode_and_missing_mask_error():
+    model = _mme(dict(pixel=2 * 8 * 8 * 3), dict(pixel=1.0))
+    x = torch.rand(2, 1, 3, 4, 32, 32) * 255
+    out = model(x, _samples(32, list(range(24))), mode='loss')
+    assert torch.isfinite(out['loss_pixel'])
+    bad = _samples(32, [0])
+    for ds in bad:
+        del ds.mask
+    with pytest.raises(KeyError, match='TubeMasking'):
+        model(x, bad)
+
+
+def test_mme_refuses_a_batch_without_valid_trajectories():
+    model = _mme(dict(traj=8), dict(traj=1.0))
+    x = torch.rand(2, 1, 3, 4, 32, 32)
+    with pytest.raises(NoValidTargetsError):
+        model(x, _samples(32, list(range(24)), valid=False))

@@ -1,0 +1,114 @@
+"""Trajectory tracker and targets against known answers."""
+import numpy as np
+import pytest
+
+from mme_plugin.datasets.transforms import (BuildMMETargets,
+                                            ComputeTrajectories, grid_points,
+                                            track_points)
+
+
+def _constant_flows(num, h, w, dx, dy):
+    f = np.zeros((num, h, w, 2), np.float32)
+    f[..., 0], f[..., 1] = dx, dy
+    return f
+
+
+def _rotation_flows(num, h, w, omega):
+    """Flow of a rigid rotation by ``omega`` rad/frame about the centre."""
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
+    cx, cy = (w - 1) / 2, (h - 1) / 2
+    c, s = np.cos(omega), np.sin(omega)
+    rx, ry = xs - cx, ys - cy
+    f = np.stack([c * rx - s * ry - rx, s * rx + c * ry - ry], -1)
+    return np.repeat(f[None].astype(np.float32), num, 0)
+
+
+def _targets(flows, grid_step=8, patch=16, **kw):
+    res = ComputeTrajectories(grid_step=grid_step)(dict(flows=flows))
+    res = BuildMMETargets(patch_size=patch, with_hog=False, **kw)(res)
+    return res
+
+
+def test_grid_has_two_by_two_points_per_patch():
+    g = grid_points(32, 48, 8)
+    assert g.shape == (4, 6, 2)
+    assert g[0, 0].tolist() == [4, 4] and g[1, 2].tolist() == [20, 12]
+
+
+def test_uniform_translation_subpixel():
+    flows = _constant_flows(4, 64, 64, 0.7, -0.3)
+    pos, valid = track_points(flows, grid_points(64, 64, 8))
+    assert valid[1:-1, 1:-1].all()
+    np.testing.assert_allclose(pos[4] - pos[0], np.broadcast_to(
+        [2.8, -1.2], pos[0].shape), atol=1e-4)
+
+
+def test_release_compat_truncates_subpixel_motion():
+    # The release reads flow at the nearest pixel and truncates it with
+    # int(): 0.7 px/frame becomes no motion (mme-spec.md 8.2).
+    flows = _constant_flows(4, 64, 64, 0.7, 1.6)
+    pos, _ = track_points(flows, grid_points(64, 64, 8), release_compat=True)
+    d = pos[4] - pos[0]
+    assert np.allclose(d[..., 0], 0) and np.allclose(d[2:5, 2:5, 1], 4.0)
+
+
+def test_uniform_translation_gives_zero_patch_std_and_all_valid():
+    res = _targets(np.stack([_constant_flows(4, 64, 64, 1.3, -0.6)] * 2))
+    assert res['traj_target'].shape == (2 * 4 * 4, 2 * 4 * 4)
+    assert res['traj_target'].abs().max().item() < 1e-3
+    # 1.3 px x 4 steps leaves the frame only for the last point column:
+    # x = 60 + 5.2 > 63, so the right-most patch column is invalid.
+    valid = res['traj_valid'].reshape(2, 4, 4)
+    assert valid[:, :, :3].all() and not valid[:, :, 3].any()
+
+
+def test_none_norm_keeps_the_translation():
+    res = _targets(_constant_flows(4, 64, 64, 1.0, 0.5)[None], norm='none',
+                   traj_scale=2.0)
+    tgt = res['traj_target'].reshape(16, 2, 4, 4)  # coord, step, points
+    assert np.allclose(tgt[:, 0].numpy(), 0.5, atol=1e-5)
+    assert np.allclose(tgt[:, 1].numpy(), 0.25, atol=1e-5)
+
+
+@pytest.mark.parametrize('omega', [0.02, -0.02])
+def test_rotation_gives_the_expected_patch_pattern(omega):
+    eps = 0.1
+    res = _targets(_rotation_flows(4, 64, 64, omega)[None], std_eps=eps)
+    tgt = res['traj_target'].reshape(16, 2, 4, 4).numpy()  # tok,c,step,pt
+    # Small rotation: a point's displacement relative to its patch centre is
+    # omega x (p - centre): dx = -omega * ry, dy = omega * rx, with the 2x2
+    # points at rx, ry = +-4 px (row-major: (-,-), (+,-), (-,+), (+,+)).
+    rx = np.array([-4, 4, -4, 4.])
+    ry = np.array([-4, -4, 4, 4.])
+    for c, rel in ((0, -omega * ry), (1, omega * rx)):
+        std = rel.std(ddof=1)
+        expected = rel / (std + eps)
+        # interior token of the first step; rotation barely changes over 4
+        # steps, so every step and token shows the same pattern
+        got = tgt[5, c, 0]
+        np.testing.assert_allclose(got, expected, atol=0.02)
+        assert np.abs(tgt[:, c] - expected).max() < 0.05
+    # the top-left point (ry = -4) moves along +x for omega > 0 and along -x
+    # for omega < 0: the two rotation senses give opposite targets
+    assert np.sign(tgt[5, 0, 0, 0]) == np.sign(omega)
+
+
+def test_point_leaving_the_frame_is_invalid():
+    # A point that leaves on the LAST step is invalid too (the release only
+    # checks before each step, mme-spec.md 8.11).
+    flows = _constant_flows(4, 32, 32, 0.0, 0.0)
+    flows[3, ..., 0] = 10.0  # last step jumps 10 px right
+    pos, valid = track_points(flows, grid_points(32, 32, 8))
+    # x = 4, 12, 20, 28 -> 14, 22, 30, 38: only the last column leaves.
+    assert valid[:, :3].all() and not valid[:, 3].any()
+    _, valid_rel = track_points(flows, grid_points(32, 32, 8),
+                                release_compat=True)
+    assert valid_rel.all()
+
+
+def test_broken_flow_is_refused_not_trained_on():
+    # The release's undequantized uint8 flow moves every point by ~128 px:
+    # all trajectories invalid. We raise instead of training on zeros.
+    flows = _constant_flows(4, 64, 64, 128.0, 128.0)[None]
+    with pytest.raises(RuntimeError, match='valid trajectories'):
+        _targets(flows)
