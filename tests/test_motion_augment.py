@@ -106,3 +106,18 @@ def test_real_video_trajectories_follow_the_augmentation(
     # 1 px/frame to the right, 4 steps, scaled by the resize, mirrored.
     np.testing.assert_allclose(np.median(disp[..., 0]), -4 * sx, atol=0.3)
     np.testing.assert_allclose(np.median(disp[..., 1]), 0.0, atol=0.3)
+
+
+def test_video_rand_augment_is_consistent_across_frames():
+    from mme_plugin.datasets.transforms import VideoRandAugment
+    random.seed(0)
+    frame = np.random.default_rng(0).integers(0, 255, (32, 48, 3),
+                                              dtype=np.uint8)
+    t = VideoRandAugment(magnitude=9, num_ops=4, prob=1.0)
+    changed = 0
+    for _ in range(10):
+        out = t(dict(imgs=[frame.copy() for _ in range(4)]))['imgs']
+        assert all(o.shape == frame.shape for o in out)
+        assert all(np.array_equal(out[0], o) for o in out[1:])
+        changed += not np.array_equal(out[0], frame)
+    assert changed >= 8

@@ -5,6 +5,10 @@
 _base_ = ['../_base_/default_runtime.py']
 
 data_root = 'data/synthetic'
+# Flows of all consecutive frames of each clip are computed once (on first
+# use, 'readwrite') and reused by every epoch, seed and run: flow is two
+# thirds of this pipeline's cost on CPU. None = flow on the fly.
+flow_cache_dir = f'{data_root}/flow_cache'
 embed_dims = 128
 img_size, patch_size, grid_step = 64, 8, 4
 clip_len, frame_interval, traj_len = 8, 4, 4
@@ -45,12 +49,15 @@ train_pipeline = [
     dict(type='DenseSampleFrames', clip_len=clip_len,
          frame_interval=frame_interval, tubelet_size=2, traj_len=traj_len),
     dict(type='VideoDecode', extra_keys=('dense_frame_inds', )),
+    # Flow of the original frames (cacheable); crop/resize carry it along.
+    dict(type='ComputeFlow', backend=dict(type='FarnebackFlow'),
+         cache_dir=flow_cache_dir, cache_mode='readwrite',
+         data_root=data_root),
     dict(type='MotionMultiScaleCrop', input_size=img_size,
          scales=(1, .875, .75, .66), random_crop=False, max_wh_scale_gap=1,
          num_fixed_crops=13),
     dict(type='MotionResize', scale=(img_size, img_size), keep_ratio=False),
     # No flip: the synthetic classes depend on direction.
-    dict(type='ComputeFlow', backend=dict(type='FarnebackFlow')),
     dict(type='ComputeTrajectories', grid_step=grid_step),
     dict(type='ComputeHOG', mode='trajectory', cell_size=grid_step,
          channels='gray'),

@@ -1,28 +1,33 @@
 # A tiny STOCK mmaction recognizer (Recognizer3D + VisionTransformer +
-# TimeSformerHead) on the synthetic motion dataset. Used by the tests and as
-# the "no pretraining" baseline. Runs on CPU.
+# TimeSformerHead) on the synthetic motion dataset, trained from scratch: the
+# "no pretraining" baseline. Its encoder is the one that
+# configs/mme/pretrain_tiny_synthetic.py pretrains. Runs on CPU.
 _base_ = [
     '../_base_/default_runtime.py',
     '../_base_/datasets/synthetic_motion_recognition.py'
 ]
 
+embed_dims, depth = 128, 4
 model = dict(
     type='Recognizer3D',
     backbone=dict(
         type='VisionTransformer',
         img_size=64,
-        patch_size=16,
-        embed_dims=96,
-        depth=2,
-        num_heads=3,
+        patch_size=8,
+        embed_dims=embed_dims,
+        depth=depth,
+        num_heads=4,
         mlp_ratio=4,
         qkv_bias=True,
         num_frames=8,
+        tubelet_size=2,
+        drop_path_rate=0.1,
         norm_cfg=dict(type='LN', eps=1e-6)),
     cls_head=dict(
         type='TimeSformerHead',
         num_classes={{_base_.num_classes}},
-        in_channels=96,
+        in_channels=embed_dims,
+        label_smooth_eps=0.1,
         average_clips='prob'),
     data_preprocessor=dict(
         type='ActionDataPreprocessor',
@@ -30,19 +35,28 @@ model = dict(
         std=[58.395, 57.12, 57.375],
         format_shape='NCTHW'))
 
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=10, val_interval=1)
+max_epochs = 20
+train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs,
+                 val_interval=5)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 
+# Layer-wise lr decay as in the MME / VideoMAE fine-tune recipes.
 optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(type='AdamW', lr=1e-3, betas=(0.9, 0.999),
                    weight_decay=0.05),
+    constructor='LearningRateDecayOptimizerConstructor',
+    paramwise_cfg=dict(decay_rate=0.75, decay_type='layer_wise',
+                       num_layers=depth),
     clip_grad=dict(max_norm=5.0))
 param_scheduler = [
-    dict(type='LinearLR', start_factor=0.1, by_epoch=True, begin=0, end=1,
+    dict(type='LinearLR', start_factor=0.01, by_epoch=True, begin=0, end=3,
          convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', T_max=9, eta_min=1e-5, by_epoch=True,
-         begin=1, end=10)
+    dict(type='CosineAnnealingLR', T_max=max_epochs - 3, eta_min_ratio=0.01,
+         by_epoch=True, begin=3, end=max_epochs, convert_to_iter_based=True)
 ]
-auto_scale_lr = dict(enable=False, base_batch_size=8)
+auto_scale_lr = dict(enable=False, base_batch_size=16)
+default_hooks = dict(
+    checkpoint=dict(interval=5, max_keep_ckpts=1, save_best='auto'),
+    logger=dict(interval=10))

@@ -9,6 +9,8 @@ train_pipeline = [
     dict(type='VideoInit'),
     dict(type='SampleFrames', clip_len=8, frame_interval=4, num_clips=1),
     dict(type='VideoDecode'),
+    dict(type='MultiScaleCrop', input_size=64, scales=(1, .875, .75),
+         random_crop=False, max_wh_scale_gap=1),
     dict(type='Resize', scale=(64, 64), keep_ratio=False),
     dict(type='FormatShape', input_format='NCTHW'),
     dict(type='PackActionInputs')
@@ -33,7 +35,7 @@ test_pipeline = [
 ]
 
 train_dataloader = dict(
-    batch_size=8,
+    batch_size=16,
     num_workers=2,
     persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=True),

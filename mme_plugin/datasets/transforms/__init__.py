@@ -7,6 +7,7 @@ from .masking import TubeMasking
 from .motion_augment import (MotionFlip, MotionMultiScaleCrop, MotionResize,
                              resize_flow)
 from .motion_targets import BuildMMETargets, patch_std
+from .rand_augment import RAND_AUGMENT_OPS, VideoRandAugment
 from .trajectory import (ComputeTrajectories, grid_points, sample_bilinear,
                          track_points)
 from .video_io import (DecordReader, PyAVReader, VideoDecode, VideoInit,
@@ -17,7 +18,8 @@ __all__ = [
     'FarnebackFlow', 'FlowCache', 'FlowCacheError', 'build_flow_backend',
     'ComputeHOG', 'cell_histogram_map', 'pixel_orientation_votes',
     'TubeMasking', 'MotionFlip', 'MotionMultiScaleCrop', 'MotionResize',
-    'resize_flow', 'BuildMMETargets', 'patch_std', 'ComputeTrajectories',
+    'resize_flow', 'BuildMMETargets', 'patch_std', 'RAND_AUGMENT_OPS',
+    'VideoRandAugment', 'ComputeTrajectories',
     'grid_points', 'sample_bilinear', 'track_points', 'DecordReader',
     'PyAVReader', 'VideoDecode', 'VideoInit', 'VideoReadError', 'open_video'
 ]

@@ -30,15 +30,27 @@ class MMEVisionTransformer(VisionTransformer):
     Args:
         use_sdpa (bool): Compute attention with
             ``scaled_dot_product_attention``. Defaults to True.
+        frozen (bool): Freeze every parameter and keep the module in eval
+            mode (linear probing). Parameters are frozen at construction, so
+            the optimizer and DDP never see them. Defaults to False.
         **kwargs: Arguments of mmaction's ``VisionTransformer``.
     """
 
-    def __init__(self, use_sdpa: bool = True, **kwargs) -> None:
+    def __init__(self, use_sdpa: bool = True, frozen: bool = False,
+                 **kwargs) -> None:
         super().__init__(**kwargs)
         self.num_frames = kwargs.get('num_frames', 16)
         self.tubelet_size = kwargs.get('tubelet_size', 2)
+        self.frozen = frozen
         if use_sdpa:
             use_sdpa_attention(self)
+        if frozen:
+            for param in self.parameters():
+                param.requires_grad = False
+
+    def train(self, mode: bool = True) -> 'MMEVisionTransformer':
+        """Set train mode; a frozen backbone stays in eval mode."""
+        return super().train(mode and not self.frozen)
 
     def _final_norm(self, x: Tensor) -> Tensor:
         return self.fc_norm(x) if self.fc_norm is not None else self.norm(x)

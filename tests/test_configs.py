@@ -1,0 +1,128 @@
+"""Every config builds its model and its datasets' pipelines run."""
+import os.path as osp
+from glob import glob
+
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+
+from mme_plugin.datasets.synthetic import render_clip, write_video
+from mme_plugin.registry import DATASETS, MODELS
+from mme_plugin.utils import register_all_modules
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+CONFIGS = sorted(
+    osp.relpath(p, REPO)
+    for p in glob(osp.join(REPO, 'configs', '**', '*.py'), recursive=True)
+    if '_base_' not in p)
+
+
+@pytest.fixture(scope='module')
+def clip_root(tmp_path_factory):
+    """A 64-frame clip (enough for 16 x 4 sampling) and a list naming it."""
+    root = tmp_path_factory.mktemp('clips')
+    frames, _ = render_clip(5, 64, (64, 96), seed=4)
+    write_video(str(root / 'a.mp4'), frames)
+    (root / 'list.txt').write_text('a.mp4 3\n')
+    return str(root)
+
+
+def _datasets(cfg):
+    for split in ('train', 'val', 'test'):
+        loader = cfg.get(f'{split}_dataloader')
+        if loader:
+            yield split, loader.dataset
+
+
+@pytest.mark.parametrize('config', CONFIGS)
+def test_config_builds_model_and_pipelines(config, clip_root, tmp_path):
+    register_all_modules()
+    cfg = Config.fromfile(osp.join(REPO, config))
+    assert cfg.default_scope == 'mme_plugin'
+    model = MODELS.build(cfg.model)
+    assert sum(p.numel() for p in model.parameters()) > 0
+    for split, ds_cfg in _datasets(cfg):
+        ds_cfg = ds_cfg.copy()
+        ds_cfg.ann_file = osp.join(clip_root, 'list.txt')
+        ds_cfg.data_prefix = dict(video=clip_root)
+        for t in ds_cfg.pipeline:  # keep flow caches out of the repo
+            if t['type'] == 'ComputeFlow' and t.get('cache_dir'):
+                t['cache_dir'] = str(tmp_path / 'fc')
+                t['data_root'] = clip_root
+        dataset = DATASETS.build(ds_cfg)
+        item = dataset[0]
+        items = item if isinstance(item, list) else [item]  # RepeatAug
+        for it in items:
+            inputs = it['inputs']
+            assert inputs.dtype == torch.uint8 and inputs.dim() == 5, split
+            if 'mask' in it['data_samples']:
+                n = int(np.prod(inputs.shape[2:]) //
+                        (2 * cfg.model.backbone.patch_size**2))
+                assert it['data_samples'].mask.shape == (n, )
+
+
+def _groups(config):
+    register_all_modules()
+    from mmengine.optim import build_optim_wrapper
+    cfg = Config.fromfile(osp.join(REPO, config))
+    model = MODELS.build(cfg.model)
+    optim = dict(cfg.optim_wrapper, type='OptimWrapper')
+    optim.pop('loss_scale', None)
+    wrapper = build_optim_wrapper(model, optim)
+    return {
+        name: g['lr_scale']
+        for g in wrapper.optimizer.param_groups for name in g['param_names']
+    }
+
+
+def test_layer_decay_groups_follow_the_recipe():
+    scales = _groups('configs/mme/finetune_k400.py')
+    rate = 0.75
+    assert scales['backbone.patch_embed.projection.weight'] == \
+        pytest.approx(rate**13)
+    assert scales['backbone.blocks.0.attn.qkv.weight'] == \
+        pytest.approx(rate**12)
+    assert scales['backbone.blocks.11.mlp.layers.1.weight'] == \
+        pytest.approx(rate)
+    assert scales['cls_head.fc_cls.weight'] == 1.0
+    assert scales['backbone.fc_norm.weight'] == 1.0
+
+
+def test_linear_probe_trains_only_the_classifier():
+    register_all_modules()
+    for config in ('configs/mme/linear_ssv2.py', 'configs/mme/linear_k400.py'):
+        cfg = Config.fromfile(osp.join(REPO, config))
+        model = MODELS.build(cfg.model)
+        trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+        assert trainable == ['cls_head.fc_cls.weight', 'cls_head.fc_cls.bias']
+        assert cfg.model.data_preprocessor.blending is None
+
+
+def test_recipe_specifics():
+    def load(name):
+        return Config.fromfile(osp.join(REPO, 'configs/mme', name))
+
+    ssv2 = load('finetune_ssv2.py')
+    types = [t['type'] for t in ssv2.train_dataloader.dataset.pipeline]
+    assert 'Flip' not in types and 'VideoRandAugment' in types
+    assert ssv2.optim_wrapper.optimizer.lr == 5e-4
+    assert ssv2.train_cfg.max_epochs == 30
+    k400 = load('finetune_k400.py')
+    assert 'Flip' in [t['type'] for t in k400.train_dataloader.dataset.pipeline]
+    assert k400.train_dataloader.dataset.num_repeats == 2
+    assert k400.train_cfg.max_epochs == 75
+    ucf = load('finetune_ucf101.py')
+    assert ucf.optim_wrapper.accumulative_counts == 4
+    assert ucf.train_cfg.max_epochs == 100
+    views = {
+        name: [t for t in load(name).test_dataloader.dataset.pipeline
+               if t['type'] in ('SampleFrames', 'UniformSample')][0].num_clips
+        for name in ('finetune_k400.py', 'finetune_k400_test5x3.py',
+                     'finetune_ssv2.py', 'finetune_ucf101.py',
+                     'finetune_hmdb51.py', 'finetune_hmdb51_test5x3.py')
+    }
+    assert views == {'finetune_k400.py': 7, 'finetune_k400_test5x3.py': 5,
+                     'finetune_ssv2.py': 2, 'finetune_ucf101.py': 10,
+                     'finetune_hmdb51.py': 10,
+                     'finetune_hmdb51_test5x3.py': 5}

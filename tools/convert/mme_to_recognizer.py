@@ -1,0 +1,68 @@
+"""Turn an MME pretraining checkpoint into a backbone init for a recognizer.
+
+Keeps ``backbone.*`` (dropping the decoder), and with ``--config`` checks the
+result against the recognizer the config builds: every backbone key present
+with the right shape (clear error otherwise); missing non-backbone keys (the
+new classifier) and unexpected keys are reported.
+
+Example:
+    python tools/convert/mme_to_recognizer.py work_dirs/pretrain/epoch_800.pth \
+        work_dirs/pretrain/backbone.pth --config configs/mme/finetune_ssv2.py
+    python tools/train.py configs/mme/finetune_ssv2.py \
+        --cfg-options load_from=work_dirs/pretrain/backbone.pth
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+
+import torch  # noqa: E402
+
+from mme_plugin.checkpoint import (extract_prefix,  # noqa: E402
+                                   load_state_dict_any, verify_state_dict)
+
+
+def convert(src: str, dst: str, config: str = None) -> dict:
+    """Convert; returns a report dict."""
+    state = load_state_dict_any(src)
+    backbone = extract_prefix(state, 'backbone.', 'backbone.')
+    if not backbone:
+        raise SystemExit(f'{src}: no backbone.* keys; is this an MME '
+                         'pretraining checkpoint? (official layouts: use '
+                         'tools/convert/official_to_mmaction.py)')
+    report = dict(kept=len(backbone), dropped=len(state) - len(backbone))
+    if config:
+        from mmengine.config import Config
+
+        from mme_plugin.registry import MODELS
+        from mme_plugin.utils import register_all_modules
+        register_all_modules()
+        model = MODELS.build(Config.fromfile(config).model)
+        missing, unexpected = verify_state_dict(backbone, model, 'backbone.',
+                                                src)
+        report.update(missing_outside_backbone=missing, unexpected=unexpected)
+    os.makedirs(osp.dirname(osp.abspath(dst)), exist_ok=True)
+    torch.save({'state_dict': backbone, 'meta': {'converted_from': src}}, dst)
+    return report
+
+
+def main() -> None:
+    """Entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('src', help='MME pretraining checkpoint')
+    parser.add_argument('dst', help='output backbone checkpoint')
+    parser.add_argument('--config', help='recognizer config to check against')
+    args = parser.parse_args()
+    report = convert(args.src, args.dst, args.config)
+    print(f"kept {report['kept']} backbone tensors, dropped "
+          f"{report['dropped']} (decoder)")
+    if 'unexpected' in report:
+        print(f"new (not in checkpoint): {report['missing_outside_backbone']}")
+        print(f"unexpected: {report['unexpected']}")
+    print(f'wrote {args.dst}')
+
+
+if __name__ == '__main__':
+    main()
