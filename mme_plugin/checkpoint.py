@@ -60,8 +60,12 @@ def extract_prefix(state: Dict[str, torch.Tensor], prefix: str,
 def verify_state_dict(state: Dict[str, torch.Tensor], model: nn.Module,
                       prefix: str = 'backbone.',
                       source: str = 'checkpoint'
-                      ) -> Tuple[List[str], List[str]]:
+                      ) -> Tuple[List[str], List[str], List[str]]:
     """Check that ``state`` covers ``model``'s keys under ``prefix``.
+
+    Missing *buffers* under ``prefix`` (the fixed sinusoid ``pos_embed``,
+    which the official checkpoints do not store) are filled into ``state``
+    from the model, in place; missing parameters are errors.
 
     Args:
         state (dict): Candidate state dict (model key names).
@@ -70,14 +74,20 @@ def verify_state_dict(state: Dict[str, torch.Tensor], model: nn.Module,
         source (str): Name of the checkpoint for messages.
 
     Returns:
-        tuple[list[str], list[str]]: Missing keys outside ``prefix`` (e.g.
-        the new classifier) and unexpected keys.
+        tuple[list[str], list[str], list[str]]: Missing keys outside
+        ``prefix`` (e.g. the new classifier), unexpected keys, and the
+        buffers filled from the model.
 
     Raises:
         CheckpointMismatchError: On a missing key under ``prefix`` or on any
             shape mismatch, naming keys, shapes and the likely fix.
     """
     target = model.state_dict()
+    params = {name for name, _ in model.named_parameters()}
+    filled = [k for k in target if k not in state and k.startswith(prefix)
+              and k not in params]
+    for key in filled:
+        state[key] = target[key].clone()
     missing = [k for k in target if k not in state]
     unexpected = [k for k in state if k not in target]
     bad_missing = [k for k in missing if k.startswith(prefix)]
@@ -98,7 +108,8 @@ def verify_state_dict(state: Dict[str, torch.Tensor], model: nn.Module,
             '. Use a config whose backbone matches the pretraining one '
             '(embed_dims, depth, patch_size, num_frames, img_size), or '
             'convert the checkpoint layout first (tools/convert/).')
-    return [k for k in missing if not k.startswith(prefix)], unexpected
+    return [k for k in missing if not k.startswith(prefix)], unexpected, \
+        filled
 
 
 _OFFICIAL_RULES = [

@@ -32,7 +32,10 @@ def run(cfg: Config, video: str, out_dir: str, gif: bool,
     import random
     random.seed(seed)
     np.random.seed(seed)
-    steps = [t for t in cfg.train_dataloader.dataset.pipeline]
+    steps = [dict(t) for t in cfg.train_dataloader.dataset.pipeline]
+    for t in steps:  # one clip: compute flow, leave any cache alone
+        if t['type'].split('.')[-1] == 'ComputeFlow':
+            t['cache_dir'] = None
     names = [t['type'].split('.')[-1] for t in steps]
     if 'ComputeTrajectories' not in names:
         raise SystemExit(f'{cfg.filename}: no ComputeTrajectories in the '

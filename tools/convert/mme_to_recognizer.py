@@ -40,9 +40,10 @@ def convert(src: str, dst: str, config: str = None) -> dict:
         from mme_plugin.utils import register_all_modules
         register_all_modules()
         model = MODELS.build(Config.fromfile(config).model)
-        missing, unexpected = verify_state_dict(backbone, model, 'backbone.',
+        missing, unexpected, filled = verify_state_dict(backbone, model, 'backbone.',
                                                 src)
-        report.update(missing_outside_backbone=missing, unexpected=unexpected)
+        report.update(missing_outside_backbone=missing, unexpected=unexpected,
+                      filled=filled)
     os.makedirs(osp.dirname(osp.abspath(dst)), exist_ok=True)
     torch.save({'state_dict': backbone, 'meta': {'converted_from': src}}, dst)
     return report

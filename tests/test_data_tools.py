@@ -1,0 +1,179 @@
+"""Annotation-list builders, video checks, cache extraction, visualisation."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from mme_plugin.datasets import AnnotationError, read_video_list
+from mme_plugin.datasets.list_builders import (hmdb51_lists, k400_lists,
+                                               ssv2_lists, ucf101_lists)
+from mme_plugin.datasets.synthetic import render_clip, write_video
+from mme_plugin.datasets.video_check import check_videos
+
+from .conftest import REPO, run_tool
+
+
+def test_ucf101_splits(tmp_path):
+    d = tmp_path / 'ucfTrainTestlist'
+    d.mkdir()
+    (d / 'classInd.txt').write_text('1 ApplyEyeMakeup\n2 Archery\n')
+    for k in (1, 2, 3):
+        (d / f'trainlist0{k}.txt').write_text(
+            'ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi 1\n'
+            'Archery/v_Archery_g08_c01.avi 2\n')
+        (d / f'testlist0{k}.txt').write_text('Archery/v_Archery_g01_c01.avi\n')
+    lists = ucf101_lists(str(d))
+    assert len(lists) == 6
+    assert lists['ucf101_train_split_2_videos'] == [
+        ('ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi', 0),
+        ('Archery/v_Archery_g08_c01.avi', 1)]
+    assert lists['ucf101_val_split_3_videos'] == [
+        ('Archery/v_Archery_g01_c01.avi', 1)]
+
+
+def test_hmdb51_splits(tmp_path):
+    d = tmp_path / 'splits'
+    d.mkdir()
+    for k in (1, 2, 3):
+        (d / f'wave_test_split{k}.txt').write_text('a.avi 1\nb.avi 2\nc.avi 0\n')
+        (d / f'brush_hair_test_split{k}.txt').write_text('x.avi 2 \ny.avi 1\n')
+    lists = hmdb51_lists(str(d))
+    assert lists['hmdb51_train_split_1_videos'] == [('brush_hair/y.avi', 0),
+                                                    ('wave/a.avi', 1)]
+    assert lists['hmdb51_val_split_3_videos'] == [('brush_hair/x.avi', 0),
+                                                  ('wave/b.avi', 1)]
+
+
+def test_ssv2_labels_from_templates(tmp_path):
+    (tmp_path / 'labels.json').write_text(json.dumps({
+        'Holding something next to something': '0',
+        'Pushing something from left to right': '1'}))
+    (tmp_path / 'something-something-v2-train.json').write_text(json.dumps([
+        {'id': '7', 'template': 'Pushing [something] from left to right'},
+        {'id': '9', 'template': 'Holding [something] next to [something]'}]))
+    (tmp_path / 'something-something-v2-validation.json').write_text(
+        json.dumps([{'id': '3', 'template': 'Not a template [x]'}]))
+    missing = []
+    lists = ssv2_lists(str(tmp_path), missing)
+    assert lists['sthv2_train_list_videos'] == [('7.webm', 1), ('9.webm', 0)]
+    assert lists['sthv2_val_list_videos'] == [] and len(missing) == 1
+
+
+def test_k400_csv_and_file_names(tmp_path):
+    ann = tmp_path / 'ann'
+    ann.mkdir()
+    header = 'label,youtube_id,time_start,time_end,split\n'
+    (ann / 'train.csv').write_text(
+        header + 'zumba,abc,10,20,train\nabseiling,def,0,10,train\n'
+        'zumba,gone,5,15,train\n')
+    (ann / 'validate.csv').write_text(header + 'zumba,ghi,1,11,val\n')
+    for split, name in (('train', 'abc_000010_000020.mp4'),
+                        ('train', 'sub/def_000000_000010.mkv'),
+                        ('val', 'ghi_000001_000011.mp4')):
+        p = tmp_path / split / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(b'x')
+    missing = []
+    lists = k400_lists(str(ann), {'train': str(tmp_path / 'train'),
+                                  'val': str(tmp_path / 'val')}, missing)
+    assert sorted(lists['kinetics400_train_list_videos']) == [
+        ('abc_000010_000020.mp4', 1), ('sub/def_000000_000010.mkv', 0)]
+    assert lists['kinetics400_val_list_videos'] == [
+        ('ghi_000001_000011.mp4', 1)]
+    assert missing == ['train: gone']
+
+
+@pytest.fixture(scope='module')
+def mixed_videos(tmp_path_factory):
+    root = tmp_path_factory.mktemp('mixed')
+    frames, _ = render_clip(0, 24, (64, 64), seed=0)
+    write_video(str(root / 'Good' / 'v_good.mp4'), frames)
+    write_video(str(root / 'Short' / 'v_short.mp4'), frames[:6])
+    (root / 'Bad').mkdir()
+    (root / 'Bad' / 'v_bad.mp4').write_bytes(b'\x00' * 2048)
+    return root
+
+
+def test_check_videos_reports_short_and_corrupt(mixed_videos):
+    paths = [str(p) for p in sorted(mixed_videos.rglob('*.mp4'))]
+    bad = dict(check_videos(paths, min_frames=20, workers=2))
+    assert set(os.path.basename(p) for p in bad) == {'v_short.mp4',
+                                                     'v_bad.mp4'}
+    assert any('too short: 6 frames' in r for r in bad.values())
+
+
+def test_build_lists_cli_drops_bad_videos(mixed_videos, tmp_path):
+    d = tmp_path / 'splits'
+    d.mkdir()
+    (d / 'classInd.txt').write_text('1 Bad\n2 Good\n3 Short\n')
+    for k in (1, 2, 3):
+        (d / f'trainlist0{k}.txt').write_text(
+            'Good/v_good.mp4 2\nBad/v_bad.mp4 1\nShort/v_short.mp4 3\n')
+        (d / f'testlist0{k}.txt').write_text('Good/v_good.mp4\n')
+    out = tmp_path / 'out'
+    proc = run_tool([sys.executable, 'tools/data/build_lists.py', 'ucf101',
+                     '--split-dir', str(d), '--video-dir', str(mixed_videos),
+                     '--out', str(out), '--check', '--min-frames', '20',
+                     '--workers', '1'])
+    assert '2 bad, left out' in proc.stdout
+    assert (out / 'ucf101_train_split_1_videos.txt').read_text() == \
+        'Good/v_good.mp4 1\n'
+    assert 'v_bad.mp4' in (out / 'bad_videos.txt').read_text()
+
+
+def test_annotation_errors_name_file_and_line(tmp_path):
+    f = tmp_path / 'list.txt'
+    f.write_text('a.mp4 1\nb.mp4 one\n')
+    with pytest.raises(AnnotationError, match=r'list\.txt:2: label .one.'):
+        read_video_list(str(f))
+    f.write_text('a.mp4 1\n\nc.mp4\n')
+    with pytest.raises(AnnotationError, match=r'list\.txt:3: expected'):
+        read_video_list(str(f))
+    f.write_text('a.mp4 9\n')
+    with pytest.raises(AnnotationError, match=r'outside \[0, 8\)'):
+        read_video_list(str(f), num_classes=8)
+    f.write_text('my video.mp4 3\n')
+    assert read_video_list(str(f)) == [('my video.mp4', 3)]
+
+
+def test_extract_trajectories_tool_is_resumable(synthetic_root, tmp_path):
+    args = [sys.executable, 'tools/data/extract_trajectories.py',
+            'configs/mme/pretrain_tiny_synthetic.py', '--cache-dir',
+            str(tmp_path / 'cache'), '--data-root', synthetic_root,
+            '--ann-file', f'{synthetic_root}/val.txt', '--workers', '2']
+    first = run_tool(args)
+    assert 'done 8 skipped 0 failed 0' in first.stdout
+    assert len(list((tmp_path / 'cache').rglob('*.npy'))) == 8
+    second = run_tool(args)
+    assert 'done 0 skipped 8 failed 0' in second.stdout
+
+
+def test_extract_trajectories_reports_failures(tmp_path):
+    root = tmp_path / 'd'
+    root.mkdir()
+    (root / 'bad.mp4').write_bytes(b'junk')
+    (root / 'list.txt').write_text('bad.mp4 0\n')
+    proc = subprocess.run(
+        [sys.executable, 'tools/data/extract_trajectories.py',
+         'configs/mme/pretrain_tiny_synthetic.py', '--cache-dir',
+         str(tmp_path / 'c'), '--data-root', str(root), '--ann-file',
+         str(root / 'list.txt'), '--workers', '1'],
+        cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert 'bad.mp4' in (tmp_path / 'c' / 'failed.txt').read_text()
+
+
+def test_visualize_tool_writes_png_and_gif(synthetic_root, tmp_path):
+    from PIL import Image
+    video = f'{synthetic_root}/val/rotate_cw_0000.mp4'
+    proc = run_tool([sys.executable, 'tools/analysis/visualize_mme.py',
+                     'configs/mme/pretrain_tiny_synthetic.py', video, '--out',
+                     str(tmp_path), '--gif'])
+    assert 'rotate_cw_0000.png' in proc.stdout
+    png = Image.open(tmp_path / 'rotate_cw_0000.png')
+    assert png.size[0] > 400 and np.asarray(png).std() > 10
+    gif = Image.open(tmp_path / 'rotate_cw_0000.gif')
+    assert gif.n_frames == 5  # L + 1 dense frames of tube 0
