@@ -135,8 +135,8 @@ def test_pixel_targets_layout_and_norm():
 
 def _samples(n_tokens, mask_idx, traj_dims=8, valid=True):
     out = []
-    for _ in range(2):
-        ds = ActionDataSample()
+    for i in range(2):
+        ds = ActionDataSample(metainfo=dict(filename=f'clip{i}.mp4'))
         mask = torch.zeros(n_tokens, dtype=torch.bool)
         mask[mask_idx] = True
         ds.set_field(mask, 'mask')
@@ -186,5 +186,15 @@ def test_mme_pixel_mode_and_missing_mask_error():
 def test_mme_refuses_a_batch_without_valid_trajectories():
     model = _mme(dict(traj=8), dict(traj=1.0))
     x = torch.rand(2, 1, 3, 4, 32, 32)
-    with pytest.raises(NoValidTargetsError):
+    with pytest.raises(NoValidTargetsError, match=r'clip0\.mp4.*clip1\.mp4'):
         model(x, _samples(32, list(range(24)), valid=False))
+
+
+def test_non_finite_loss_stops_with_the_sample_names():
+    model = _mme(dict(traj=8), dict(traj=1.0))
+    x = torch.rand(2, 1, 3, 4, 32, 32)
+    samples = _samples(32, list(range(24)))
+    samples[1].traj_target[3, 0] = float('nan')
+    with pytest.raises(FloatingPointError,
+                       match=r"non-finite targets: \['traj'\].*clip1\.mp4"):
+        model(x, samples)

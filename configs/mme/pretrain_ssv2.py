@@ -33,7 +33,8 @@ train_pipeline = [
     dict(type='FormatShape', input_format='NCTHW'),
     dict(type='PackActionInputs',
          algorithm_keys=('mask', 'traj_target', 'traj_valid', 'hog_target',
-                         'hog_valid'))
+                         'hog_valid'),
+         meta_keys=('img_shape', 'filename'))
 ]
 train_dataloader = dict(
     dataset=dict(

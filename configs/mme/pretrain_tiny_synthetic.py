@@ -67,7 +67,8 @@ train_pipeline = [
     dict(type='FormatShape', input_format='NCTHW'),
     dict(type='PackActionInputs',
          algorithm_keys=('mask', 'traj_target', 'traj_valid', 'hog_target',
-                         'hog_valid'))
+                         'hog_valid'),
+         meta_keys=('img_shape', 'filename'))
 ]
 
 train_dataloader = dict(
@@ -81,10 +82,10 @@ train_dataloader = dict(
         data_prefix=dict(video=data_root),
         pipeline=train_pipeline))
 
-max_epochs = 30
+max_epochs = 40
 optim_wrapper = dict(
     type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=1e-3, betas=(0.9, 0.95),
+    optimizer=dict(type='AdamW', lr=2e-3, betas=(0.9, 0.95),
                    weight_decay=0.05),
     paramwise_cfg=dict(
         norm_decay_mult=0.0,

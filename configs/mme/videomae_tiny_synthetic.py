@@ -22,6 +22,7 @@ train_pipeline = [
     dict(type='TubeMasking', mask_ratio=0.75,
          patch_size={{_base_.patch_size}}, tubelet_size=2),
     dict(type='FormatShape', input_format='NCTHW'),
-    dict(type='PackActionInputs', algorithm_keys=('mask', ))
+    dict(type='PackActionInputs', algorithm_keys=('mask', ),
+         meta_keys=('img_shape', 'filename'))
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))

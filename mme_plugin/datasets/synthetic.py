@@ -28,22 +28,53 @@ MOTION_CLASSES: Tuple[str, ...] = ('move_right', 'move_left', 'move_up',
                                    'approach', 'recede')
 
 
-def random_texture(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
-    """A smooth random colour texture with edges (uint8, ``h x w x 3``).
+def random_texture(rng: np.random.Generator, h: int, w: int,
+                   noise: float = 2.0) -> np.ndarray:
+    """A random colour texture with structure at several scales (uint8 RGB).
+
+    A smooth colour field, plus random filled rectangles, discs and stripes
+    (edges at the scale of 8-16 px patches, so that pixels and gradients of
+    a hidden patch are partly predictable from its neighbours), plus mild
+    pixel noise.
 
     Args:
         rng (np.random.Generator): Random generator.
         h (int): Height in pixels.
         w (int): Width in pixels.
+        noise (float): Std of the Gaussian pixel noise. Defaults to 2.
 
     Returns:
-        np.ndarray: The texture.
+        np.ndarray: The ``h x w x 3`` texture.
     """
-    cells = int(rng.integers(3, 9))
+    cells = int(rng.integers(2, 5))
     coarse = rng.integers(0, 256, size=(cells, cells, 3)).astype(np.uint8)
     tex = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_CUBIC)
-    noise = rng.normal(0, 25, size=(h, w, 3))
-    return np.clip(tex.astype(np.float64) + noise, 0, 255).astype(np.uint8)
+    tex = np.ascontiguousarray(tex)
+    # About one shape per 12 x 12 px, so most patches contain edges.
+    for _ in range(int(rng.integers(h * w // 200, h * w // 120 + 2))):
+        color = tuple(int(c) for c in rng.integers(0, 256, 3))
+        kind = rng.integers(0, 3)
+        if kind == 0:
+            x0, y0 = rng.integers(0, w), rng.integers(0, h)
+            x1 = x0 + rng.integers(3, max(4, w // 4))
+            y1 = y0 + rng.integers(3, max(4, h // 4))
+            cv2.rectangle(tex, (int(x0), int(y0)), (int(x1), int(y1)), color,
+                          -1)
+        elif kind == 1:
+            cv2.circle(tex, (int(rng.integers(0, w)), int(rng.integers(0, h))),
+                       int(rng.integers(2, max(3, min(h, w) // 8))), color, -1)
+        else:
+            period = int(rng.integers(4, 12))
+            angle = rng.uniform(0, np.pi)
+            ys, xs = np.mgrid[0:h, 0:w]
+            phase = (xs * np.cos(angle) + ys * np.sin(angle)) / period
+            band = (np.floor(phase) % 2 == 0)
+            region = np.zeros((h, w), bool)
+            x0, y0 = rng.integers(0, w), rng.integers(0, h)
+            region[y0:y0 + h // 3, x0:x0 + w // 3] = True
+            tex[band & region] = color
+    out = tex.astype(np.float64) + rng.normal(0, noise, size=(h, w, 3))
+    return np.clip(out, 0, 255).astype(np.uint8)
 
 
 def _motion_params(label: int, t: float, speed: float,

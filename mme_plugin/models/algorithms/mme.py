@@ -7,6 +7,8 @@ from torch import Tensor
 
 from mme_plugin.registry import MODELS
 
+from ..losses.mme_loss import NoValidTargetsError
+
 __all__ = ['MME', 'pixel_targets']
 
 
@@ -105,6 +107,11 @@ class MME(BaseModel):
             x = x * pre.std.view(shape) + pre.mean.view(shape)
         return x / 255.0
 
+    @staticmethod
+    def _files(data_samples: List) -> List[str]:
+        return [ds.metainfo.get('filename', '<no filename in metainfo>')
+                for ds in data_samples]
+
     def extract_feat(self, inputs: Tensor, mask: Tensor) -> Tensor:
         """Encode the visible tokens."""
         return self.backbone(inputs, mask=mask)
@@ -160,14 +167,23 @@ class MME(BaseModel):
             targets[name] = full[mask]
             valids[name] = None if valid is None else valid.bool()[mask]
         flat_preds = {k: v.flatten(0, 1) for k, v in preds.items()}
-        losses = self.loss_module(flat_preds, targets, valids)
+        try:
+            losses = self.loss_module(flat_preds, targets, valids)
+        except NoValidTargetsError as e:
+            raise NoValidTargetsError(
+                f'{e} Samples: {self._files(data_samples)}') from None
         for name, loss in losses.items():
             if not torch.isfinite(loss):
-                files = [ds.metainfo.get('filename', '?')
-                         for ds in data_samples]
+                bad_targets = [
+                    k for k, t in targets.items()
+                    if not torch.isfinite(t).all()
+                ]
                 raise FloatingPointError(
-                    f'{name} is {loss.item()} in this batch ({files}); '
-                    'lower the learning rate or check these samples.')
+                    f'{name} is {loss.item()} in this batch (non-finite '
+                    f'targets: {bad_targets or "none"}; samples: '
+                    f'{self._files(data_samples)}). Lower the learning rate '
+                    '(or enable gradient clipping) if the targets are '
+                    'finite; otherwise check these samples.')
         with torch.no_grad():
             if valids.get('traj') is not None:
                 losses['traj_valid'] = valids['traj'].float().mean()
