@@ -198,3 +198,19 @@ def test_non_finite_loss_stops_with_the_sample_names():
     with pytest.raises(FloatingPointError,
                        match=r"non-finite targets: \['traj'\].*clip1\.mp4"):
         model(x, samples)
+
+
+def test_reseed_hook_makes_iteration_randomness_repeatable():
+    from types import SimpleNamespace
+
+    from mme_plugin.engine import ReseedHook
+    hook = ReseedHook()
+    runner = SimpleNamespace(seed=5, iter=17)
+    hook.before_train_iter(runner, 0)
+    a = torch.rand(3)
+    torch.rand(10)  # whatever happened before the iteration
+    hook.before_train_iter(runner, 0)
+    assert torch.equal(torch.rand(3), a)
+    runner.iter = 18
+    hook.before_train_iter(runner, 0)
+    assert not torch.equal(torch.rand(3), a)

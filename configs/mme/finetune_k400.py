@@ -20,7 +20,7 @@ model = dict(
             dict(type='CutmixBlending', alpha=1.0, num_classes=num_classes)
         ])))
 
-dataset_type = 'VideoDataset'
+dataset_type = 'CheckedVideoDataset'
 data_root = 'data/kinetics400/videos_train'
 data_root_val = 'data/kinetics400/videos_val'
 ann_file_train = 'data/kinetics400/kinetics400_train_list_videos.txt'
@@ -73,7 +73,7 @@ train_dataloader = dict(
     batch_size=8,
     num_workers=8,
     persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
+    sampler=dict(type='SeededSampler', shuffle=True),
     collate_fn=dict(type='repeat_pseudo_collate'),
     dataset=dict(
         type='RepeatAugVideoDataset',
@@ -109,3 +109,7 @@ test_evaluator = val_evaluator
 default_hooks = dict(
     checkpoint=dict(interval=5, max_keep_ckpts=3, save_best='auto'),
     logger=dict(interval=100))
+
+# Per-sample seeds from (seed, epoch, index) and per-iteration torch seeds:
+# a resumed run reproduces the uninterrupted one (tests/test_resume.py).
+custom_hooks = [dict(type='ReseedHook')]

@@ -17,7 +17,7 @@ train_dataloader = dict(
     persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(
-        type='VideoDataset',
+        type='CheckedVideoDataset',
         ann_file={{_base_.ann_file_train}},
         data_prefix=dict(video={{_base_.data_root}}),
         pipeline={{_base_.val_pipeline}}))

@@ -45,9 +45,9 @@ train_dataloader = dict(
     batch_size=64,
     num_workers=10,
     persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
+    sampler=dict(type='SeededSampler', shuffle=True),
     dataset=dict(
-        type='VideoDataset',
+        type='CheckedVideoDataset',
         ann_file=ann_file,
         data_prefix=dict(video=data_root),
         pipeline=train_pipeline))
@@ -67,3 +67,7 @@ default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', interval=50, max_keep_ckpts=None,
                     save_last=True, save_best=None),
     logger=dict(type='LoggerHook', interval=50))
+
+# Per-sample seeds from (seed, epoch, index) and per-iteration torch seeds:
+# a resumed run reproduces the uninterrupted one (tests/test_resume.py).
+custom_hooks = [dict(type='ReseedHook')]

@@ -77,7 +77,7 @@ train_dataloader = dict(
     persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(
-        type='VideoDataset',
+        type='CheckedVideoDataset',
         ann_file=f'{data_root}/train.txt',
         data_prefix=dict(video=data_root),
         pipeline=train_pipeline))

@@ -4,6 +4,8 @@ from mmengine.dataset.base_dataset import Compose
 
 from mme_plugin.registry import DATASETS
 
+from .checked_video_dataset import CheckedListMixin
+
 __all__ = ['RepeatAugVideoDataset']
 
 _INIT = ('VideoInit', 'DecordInit')
@@ -17,13 +19,14 @@ def _name(t) -> str:
 
 
 @DATASETS.register_module()
-class RepeatAugVideoDataset(RepeatAugDataset):
+class RepeatAugVideoDataset(CheckedListMixin, RepeatAugDataset):
     """``RepeatAugDataset`` (each video decoded once, augmented
     ``num_repeats`` times; use ``collate_fn=dict(type=
     'repeat_pseudo_collate')``) that also accepts :class:`VideoInit` /
     :class:`VideoDecode`, which fall back to PyAV where decord fails.
 
     The pipeline must start with an init, a sampling and a decode transform.
+    Annotation errors name the file and line (:class:`CheckedVideoDataset`).
 
     Args:
         num_repeats (int): Augmented copies per video. Defaults to 2.

@@ -1,3 +1,4 @@
-"""engine components of the MME plugin."""
+"""Engine components (hooks) of the MME plugin."""
+from .hooks import ReseedHook
 
-__all__: list = []
+__all__ = ['ReseedHook']

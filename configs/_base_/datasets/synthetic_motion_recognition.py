@@ -1,6 +1,6 @@
 # The built-in synthetic motion dataset (tools/data/make_synthetic.py) for
 # recognition. Classes depend only on motion, so no horizontal flip.
-dataset_type = 'VideoDataset'
+dataset_type = 'CheckedVideoDataset'
 data_root = 'data/synthetic'
 num_classes = 8
 

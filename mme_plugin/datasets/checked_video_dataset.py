@@ -1,0 +1,69 @@
+"""mmaction's ``VideoDataset`` with annotation errors that name file and line,
+and per-sample seeding under :class:`SeededSampler`."""
+import os.path as osp
+from typing import List
+
+from mmaction.datasets import VideoDataset
+
+from mme_plugin.registry import DATASETS
+
+from .annotations import AnnotationError, read_video_list
+from .seeded_sampler import seed_for_sample
+
+__all__ = ['CheckedVideoDataset', 'CheckedListMixin']
+
+
+class CheckedListMixin:
+    """Parse ``path label`` lists with :func:`read_video_list`.
+
+    mmaction's parser fails on a bad line with a bare ``ValueError``; this one
+    names the list, the line number and the line, checks labels against
+    ``num_classes`` when given, and (``check_paths=True``) that every video
+    exists.
+    """
+
+    check_paths: bool = True
+
+    def __getitem__(self, idx: int):
+        """Seed the generators for this sample (under :class:`SeededSampler`)
+        and run the pipeline."""
+        seed_for_sample(idx)
+        return super().__getitem__(int(idx))
+
+    def load_data_list(self) -> List[dict]:
+        """Load the annotation list."""
+        if self.multi_class:
+            return super().load_data_list()
+        entries = read_video_list(self.ann_file, self.delimiter,
+                                  self.num_classes)
+        root = self.data_prefix.get('video', '')
+        data_list = []
+        missing = []
+        for num, (rel, label) in enumerate(entries, 1):
+            path = osp.join(root, rel) if root else rel
+            if self.check_paths and not osp.isfile(path):
+                missing.append(f'{rel} (entry {num})')
+            data_list.append(dict(filename=path, label=label))
+        if missing:
+            raise AnnotationError(
+                f'{self.ann_file}: {len(missing)} listed videos do not exist '
+                f'under {root!r}, e.g. {missing[:3]}. Fix data_prefix in the '
+                'config or remove the lines (tools/analysis/check_dataset.py '
+                'lists all problems).')
+        return data_list
+
+
+@DATASETS.register_module()
+class CheckedVideoDataset(CheckedListMixin, VideoDataset):
+    """``VideoDataset`` whose list errors name the file and line, and which
+    checks that every listed video exists.
+
+    Args:
+        check_paths (bool): Fail at start-up if a listed video is missing.
+            Defaults to True.
+        **kwargs: Arguments of mmaction's ``VideoDataset``.
+    """
+
+    def __init__(self, *args, check_paths: bool = True, **kwargs) -> None:
+        self.check_paths = check_paths
+        super().__init__(*args, **kwargs)
