@@ -177,3 +177,22 @@ def test_visualize_tool_writes_png_and_gif(synthetic_root, tmp_path):
     assert png.size[0] > 400 and np.asarray(png).std() > 10
     gif = Image.open(tmp_path / 'rotate_cw_0000.gif')
     assert gif.n_frames == 5  # L + 1 dense frames of tube 0
+
+
+def test_dataset_names_missing_videos_and_bad_lines(tmp_path):
+    from mme_plugin.registry import DATASETS
+    from mme_plugin.utils import register_all_modules
+    register_all_modules()
+    (tmp_path / 'a.mp4').write_bytes(b'x')
+    ann = tmp_path / 'list.txt'
+    ann.write_text('a.mp4 0\nb.mp4 1\n')
+    with pytest.raises(AnnotationError, match=r'list\.txt: 1 listed videos do'
+                       r' not exist.*b\.mp4 \(entry 2\)'):
+        DATASETS.build(dict(type='CheckedVideoDataset', ann_file=str(ann),
+                            data_prefix=dict(video=str(tmp_path)),
+                            pipeline=[]))
+    ann.write_text('a.mp4 0\na.mp4 x\n')
+    with pytest.raises(AnnotationError, match=r'list\.txt:2: label'):
+        DATASETS.build(dict(type='CheckedVideoDataset', ann_file=str(ann),
+                            data_prefix=dict(video=str(tmp_path)),
+                            pipeline=[]))

@@ -196,7 +196,8 @@ def test_non_finite_loss_stops_with_the_sample_names():
     samples = _samples(32, list(range(24)))
     samples[1].traj_target[3, 0] = float('nan')
     with pytest.raises(FloatingPointError,
-                       match=r"non-finite targets: \['traj'\].*clip1\.mp4"):
+                       match=r"at iteration .*non-finite targets: "
+                       r"\['traj'\].*clip1\.mp4"):
         model(x, samples)
 
 

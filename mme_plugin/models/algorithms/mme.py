@@ -108,6 +108,13 @@ class MME(BaseModel):
         return x / 255.0
 
     @staticmethod
+    def _iter() -> str:
+        from mmengine.logging import MessageHub
+        hub = MessageHub.get_current_instance()
+        it = hub.get_info('iter')
+        return '?' if it is None else str(it + 1)
+
+    @staticmethod
     def _files(data_samples: List) -> List[str]:
         return [ds.metainfo.get('filename', '<no filename in metainfo>')
                 for ds in data_samples]
@@ -179,7 +186,8 @@ class MME(BaseModel):
                     if not torch.isfinite(t).all()
                 ]
                 raise FloatingPointError(
-                    f'{name} is {loss.item()} in this batch (non-finite '
+                    f'{name} is {loss.item()} at iteration {self._iter()} '
+                    '(non-finite '
                     f'targets: {bad_targets or "none"}; samples: '
                     f'{self._files(data_samples)}). Lower the learning rate '
                     '(or enable gradient clipping) if the targets are '
