@@ -14,6 +14,7 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import mme_plugin  # noqa: E402,F401  (applies shims, registers scope)
+from mme_plugin.utils import shutdown_dist  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
@@ -48,18 +49,6 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def _shutdown_dist() -> None:
-    """Tear the process group down before exit.
-
-    Without it, gloo ranks sometimes abort (SIGABRT) in interpreter teardown
-    after a successful run, and torchrun reports the job as failed.
-    """
-    import torch.distributed as dist
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
-        dist.destroy_process_group()
-
-
 def main() -> None:
     """Entry point."""
     args = parse_args()
@@ -89,7 +78,7 @@ def main() -> None:
             cfg.test_evaluator = [cfg.test_evaluator, dump_metric]
     runner = Runner.from_cfg(cfg)
     metrics = runner.test()
-    _shutdown_dist()
+    shutdown_dist()
     print('Test metrics:')
     for key, value in metrics.items():
         print(f'  {key}: {value:.4f}' if isinstance(value, float) else

@@ -14,6 +14,7 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import mme_plugin  # noqa: E402,F401  (applies shims, registers scope)
+from mme_plugin.utils import shutdown_dist  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
@@ -119,18 +120,6 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     return cfg
 
 
-def _shutdown_dist() -> None:
-    """Tear the process group down before exit.
-
-    Without it, gloo ranks sometimes abort (SIGABRT) in interpreter teardown
-    after a successful run, and torchrun reports the job as failed.
-    """
-    import torch.distributed as dist
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
-        dist.destroy_process_group()
-
-
 def main() -> None:
     """Entry point."""
     args = parse_args()
@@ -139,7 +128,7 @@ def main() -> None:
     runner = RUNNERS.build(cfg) if 'runner_type' in cfg else \
         Runner.from_cfg(cfg)
     runner.train()
-    _shutdown_dist()
+    shutdown_dist()
 
 
 if __name__ == '__main__':

@@ -1,4 +1,5 @@
 """Utilities of the MME plugin."""
+from .dist import shutdown_dist
 from .setup_env import register_all_modules
 
-__all__ = ['register_all_modules']
+__all__ = ['register_all_modules', 'shutdown_dist']
