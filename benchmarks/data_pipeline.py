@@ -1,4 +1,4 @@
-"""Throughput of the MME pretraining data pipeline, per stage and per flow choice.
+"""Throughput of the MME pretraining data pipeline, per stage and flow.
 
 Runs the train pipeline of ``configs/mme/pretrain_k400.py`` (16 x 4 frames,
 L = 4, 224 x 224 crops) in ONE process with ONE thread (what one dataloader
@@ -9,7 +9,8 @@ trajectory end points, against release-setting Farneback and against the
 known true motion of the synthetic sprites.
 
 Example:
-    python benchmarks/data_pipeline.py --clips 6 --out docs/benchmarks_data.json
+    python benchmarks/data_pipeline.py --clips 6 \
+        --out docs/benchmarks_data.json
 """
 import argparse
 import json
@@ -21,7 +22,8 @@ import tempfile
 import time
 from typing import Dict, List
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, ROOT)
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402

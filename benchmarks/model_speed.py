@@ -25,7 +25,8 @@ import subprocess
 import sys
 import time
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, ROOT)
 
 
 def run_case(case: str, device: str, batch: int, repeats: int, frames: int,
@@ -80,7 +81,9 @@ def run_case(case: str, device: str, batch: int, repeats: int, frames: int,
 
         def step():
             losses = model(x[:, None], samples, mode='loss')
-            sum(v for k, v in losses.items() if k.startswith('loss')).backward()
+            total = sum(v for k, v in losses.items()
+                        if k.startswith('loss'))
+            total.backward()
     model.to(device).train()
     if device == 'cuda':
         torch.cuda.reset_peak_memory_stats()
@@ -98,7 +101,8 @@ def run_case(case: str, device: str, batch: int, repeats: int, frames: int,
     if device == 'cuda':
         mem = torch.cuda.max_memory_allocated() / 2**20
     else:
-        mem = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) / 1024
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        mem = (rss - rss0) / 1024
     return dict(case=case, seconds=min(times), peak_mib=mem, batch=batch,
                 frames=frames, size=size, tokens=n_tok,
                 visible_tokens=n_tok - n_mask)
@@ -137,7 +141,8 @@ def main() -> None:
             raise SystemExit(out.stderr[-3000:])
         row = json.loads(out.stdout.strip().splitlines()[-1])
         rows.append(row)
-        print(f"{case:12s} {frames:2d}x{size:3d} tokens {row['visible_tokens']:5d}"
+        print(f"{case:12s} {frames:2d}x{size:3d} tokens "
+              f"{row['visible_tokens']:5d}"
               f"/{row['tokens']:5d}  {row['seconds']:7.3f} s  "
               f"peak {row['peak_mib']:8.0f} MiB", flush=True)
     report = dict(device=args.device, machine=platform.processor() or

@@ -1,13 +1,13 @@
 """Small, documented shims for the OpenMMLab stack this plugin is pinned to.
 
-Imported first by :mod:`mme_plugin`. Every shim is idempotent, fixes exactly one
-known breakage listed in ``../shared/reference/platform.md`` and is covered by
-a test in ``tests/test_compat.py`` that fails without it.
+Imported first by :mod:`mme_plugin`. Every shim is idempotent, fixes exactly
+one known breakage listed in ``../shared/reference/platform.md`` and is
+covered by a test in ``tests/test_compat.py`` that fails without it.
 
 1. :func:`patch_missing_drn` - the mmaction2 1.2.0 wheel lacks
-   ``mmaction/models/localizers/drn`` (upstream issue open-mmlab/mmaction2#2714),
-   so ``import mmaction.models`` fails. We insert placeholder modules, only when
-   the real package is missing.
+   ``mmaction/models/localizers/drn`` (upstream issue
+   open-mmlab/mmaction2#2714), so ``import mmaction.models`` fails. We insert
+   placeholder modules, only when the real package is missing.
 2. :func:`patch_checkpoint_loader` - mmengine 0.10.7 calls ``torch.load`` with
    torch's default ``weights_only=True`` (torch >= 2.6), which rejects
    mmengine's own ``HistoryBuffer`` objects: resume, ``load_from``,
@@ -16,9 +16,10 @@ a test in ``tests/test_compat.py`` that fails without it.
    ``weights_only=False``.
 3. :func:`patch_cpu_distributed` - mmengine's ``init_dist('pytorch')`` calls
    ``torch.cuda.set_device`` unconditionally and the runner wraps models with
-   ``DistributedDataParallel(device_ids=[LOCAL_RANK])``; both fail on a CPU-only
-   torch. Without CUDA we use the gloo backend, skip ``set_device`` and give
-   DDP ``device_ids=None`` for CPU modules. CUDA machines are untouched.
+   ``DistributedDataParallel(device_ids=[LOCAL_RANK])``; both fail on a
+   CPU-only torch. Without CUDA we use the gloo backend, skip ``set_device``
+   and give DDP ``device_ids=None`` for CPU modules. CUDA machines are
+   untouched.
 """
 import importlib.util
 import os

@@ -1,4 +1,4 @@
-"""Pictures of MME inputs and targets: sampled frames, tube mask, trajectories."""
+"""Pictures of MME inputs and targets: frames, tube mask, trajectories."""
 from typing import Dict, List, Optional
 
 import numpy as np

@@ -12,7 +12,7 @@ sys.path.insert(0, REPO)
 
 import mme_plugin  # noqa: E402,F401
 
-# Single-process data loading keeps the tests fast and deterministic on 2 cores.
+# Single-process data loading: fast and deterministic tests on 2 cores.
 FAST_LOADER = [
     f'{split}_dataloader.{key}'
     for split in ('train', 'val', 'test')

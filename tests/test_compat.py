@@ -3,7 +3,6 @@ import subprocess
 import sys
 
 import torch
-import torch.nn as nn
 
 from mme_plugin import compat
 

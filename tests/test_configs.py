@@ -109,7 +109,8 @@ def test_recipe_specifics():
     assert ssv2.optim_wrapper.optimizer.lr == 5e-4
     assert ssv2.train_cfg.max_epochs == 30
     k400 = load('finetune_k400.py')
-    assert 'Flip' in [t['type'] for t in k400.train_dataloader.dataset.pipeline]
+    k400_steps = k400.train_dataloader.dataset.pipeline
+    assert 'Flip' in [t['type'] for t in k400_steps]
     assert k400.train_dataloader.dataset.num_repeats == 2
     assert k400.train_cfg.max_epochs == 75
     ucf = load('finetune_ucf101.py')

@@ -38,7 +38,8 @@ def test_hmdb51_splits(tmp_path):
     d = tmp_path / 'splits'
     d.mkdir()
     for k in (1, 2, 3):
-        (d / f'wave_test_split{k}.txt').write_text('a.avi 1\nb.avi 2\nc.avi 0\n')
+        (d / f'wave_test_split{k}.txt').write_text(
+            'a.avi 1\nb.avi 2\nc.avi 0\n')
         (d / f'brush_hair_test_split{k}.txt').write_text('x.avi 2 \ny.avi 1\n')
     lists = hmdb51_lists(str(d))
     assert lists['hmdb51_train_split_1_videos'] == [('brush_hair/y.avi', 0),

@@ -1,6 +1,5 @@
 """Dense sampling, flow backends and the flow cache."""
 import os
-import time
 
 import numpy as np
 import pytest

@@ -45,8 +45,9 @@ def test_votes_on_a_bin_centre_keep_the_magnitude():
 def test_rgb_channels_and_l2_norm():
     img = _edge(True)
     img[..., 1:] = 0  # only the red channel has the edge
-    res = ComputeHOG(mode='static', cell_size=8, channels='rgb',
-                     norm='l2', eps=1e-6)(dict(imgs=[img, img], tubelet_size=2))
+    hog_t = ComputeHOG(mode='static', cell_size=8, channels='rgb',
+                       norm='l2', eps=1e-6)
+    res = hog_t(dict(imgs=[img, img], tubelet_size=2))
     hog = res['hog']  # [1 tube, 1 step, 4, 4, 27]
     assert hog.shape == (1, 1, 4, 4, 27)
     cell = hog[0, 0, 0, 1]  # the cell at x = 12 (covers the edge)

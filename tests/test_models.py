@@ -5,7 +5,7 @@ import torch
 from mmaction.models.backbones.vit_mae import VisionTransformer
 from mmaction.structures import ActionDataSample
 
-from mme_plugin.models import (MME, MMEDecoder, MMELoss, MMEVisionTransformer,
+from mme_plugin.models import (MMEDecoder, MMELoss, MMEVisionTransformer,
                                NoValidTargetsError, pixel_targets)
 from mme_plugin.registry import MODELS
 from mme_plugin.utils import register_all_modules

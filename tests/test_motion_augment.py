@@ -17,9 +17,9 @@ register_all_modules()
 
 
 def _results(flows, h=64, w=96):
-    n, l = 2, flows.shape[0]
+    n, steps = 2, flows.shape[0]
     rng = np.random.default_rng(0)
-    dense = rng.integers(0, 255, (n, l + 1, h, w, 3), dtype=np.uint8)
+    dense = rng.integers(0, 255, (n, steps + 1, h, w, 3), dtype=np.uint8)
     # imgs are copies, as after VideoDecode (stock Flip flips in place)
     return dict(imgs=[f.copy() for f in dense[:, 0]],
                 dense_imgs=dense, flows=np.stack([flows] * n),

@@ -1,4 +1,4 @@
-"""A run killed mid-epoch resumes to the same weights as an uninterrupted one."""
+"""A run killed mid-epoch resumes to the weights of an uninterrupted one."""
 import os
 import os.path as osp
 import signal
@@ -42,7 +42,7 @@ def _run(args):
 
 
 def _killed_then_resumed(args, work):
-    """Start, kill as soon as epoch 1 is saved (i.e. during epoch 2), resume."""
+    """Start, kill once epoch 1 is saved (so during epoch 2), resume."""
     proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, env=_env(),
                             start_new_session=True)

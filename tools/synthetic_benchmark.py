@@ -5,8 +5,10 @@ step:
 
 * ``scratch``: no pretraining (fine-tune from random init; linear probe of
   random frozen features);
-* ``videomae``: pixel-target pretraining (``configs/mme/videomae_tiny_synthetic.py``);
-* ``mme``: MME pretraining, release targets (``configs/mme/pretrain_tiny_synthetic.py``);
+* ``videomae``: pixel-target pretraining
+  (``configs/mme/videomae_tiny_synthetic.py``);
+* ``mme``: MME pretraining, release targets
+  (``configs/mme/pretrain_tiny_synthetic.py``);
 * ``mme_absdisp``: MME with absolute-displacement trajectory targets
   (``configs/mme/pretrain_tiny_synthetic_absdisp.py``, an ablation).
 

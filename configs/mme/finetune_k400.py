@@ -5,9 +5,11 @@
 #       --config configs/mme/finetune_k400.py
 #   tools/dist_train.sh configs/mme/finetune_k400.py 8 \
 #       --cfg-options load_from=backbone.pth
-#   tools/dist_test.sh configs/mme/finetune_k400.py work_dirs/.../epoch_75.pth 8
+#   tools/dist_test.sh configs/mme/finetune_k400.py \
+#       work_dirs/finetune_k400/epoch_75.pth 8
 _base_ = [
-    '../_base_/default_runtime.py', '../_base_/models/vit-base-p16_finetune.py',
+    '../_base_/default_runtime.py',
+    '../_base_/models/vit-base-p16_finetune.py',
     '../_base_/schedules/finetune_adamw_layerdecay.py'
 ]
 

@@ -1,4 +1,4 @@
-"""A synthetic video-classification dataset whose classes depend only on motion.
+"""Synthetic video classification whose classes depend only on motion.
 
 Each clip shows a randomly textured sprite over a randomly textured static
 background. The class is the sprite's motion: translation in one of four

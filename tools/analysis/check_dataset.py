@@ -8,14 +8,16 @@ the pipeline's sampler: ``DenseSampleFrames`` span, or
 and exits 1 if anything is wrong.
 
 Example:
-    python tools/analysis/check_dataset.py configs/mme/pretrain_k400.py --workers 16
+    python tools/analysis/check_dataset.py configs/mme/pretrain_k400.py \
+        --workers 16
 """
 import argparse
 import os
 import os.path as osp
 import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, ROOT)
 
 from mme_plugin.datasets.annotations import (AnnotationError,  # noqa: E402
                                              read_video_list)

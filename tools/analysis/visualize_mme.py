@@ -5,7 +5,8 @@ Runs a pretraining config's train pipeline on one or more videos and saves
 ``<out>/<video>.gif`` (the dense frames of tube 0 with the tracked points).
 
 Example:
-    python tools/analysis/visualize_mme.py configs/mme/pretrain_tiny_synthetic.py \
+    python tools/analysis/visualize_mme.py \
+        configs/mme/pretrain_tiny_synthetic.py \
         data/synthetic/train/rotate_cw_0000.mp4 --out work_dirs/vis --gif
 """
 import argparse
@@ -13,7 +14,8 @@ import os
 import os.path as osp
 import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, ROOT)
 
 import numpy as np  # noqa: E402
 from mmengine.config import Config  # noqa: E402

@@ -6,7 +6,8 @@ with the right shape (clear error otherwise); missing non-backbone keys (the
 new classifier) and unexpected keys are reported.
 
 Example:
-    python tools/convert/mme_to_recognizer.py work_dirs/pretrain/epoch_800.pth \
+    python tools/convert/mme_to_recognizer.py \
+        work_dirs/pretrain/epoch_800.pth \
         work_dirs/pretrain/backbone.pth --config configs/mme/finetune_ssv2.py
     python tools/train.py configs/mme/finetune_ssv2.py \
         --cfg-options load_from=work_dirs/pretrain/backbone.pth
@@ -16,7 +17,8 @@ import os
 import os.path as osp
 import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, ROOT)
 
 import torch  # noqa: E402
 
@@ -40,8 +42,8 @@ def convert(src: str, dst: str, config: str = None) -> dict:
         from mme_plugin.utils import register_all_modules
         register_all_modules()
         model = MODELS.build(Config.fromfile(config).model)
-        missing, unexpected, filled = verify_state_dict(backbone, model, 'backbone.',
-                                                src)
+        missing, unexpected, filled = verify_state_dict(
+            backbone, model, 'backbone.', src)
         report.update(missing_outside_backbone=missing, unexpected=unexpected,
                       filled=filled)
     os.makedirs(osp.dirname(osp.abspath(dst)), exist_ok=True)

@@ -22,7 +22,8 @@ import os
 import os.path as osp
 import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, ROOT)
 
 import torch  # noqa: E402
 
@@ -62,8 +63,8 @@ def main() -> None:
         from mme_plugin.utils import register_all_modules
         register_all_modules()
         model = MODELS.build(Config.fromfile(args.config).model)
-        missing, unexpected, filled = verify_state_dict(out, model, 'backbone.',
-                                                args.src)
+        missing, unexpected, filled = verify_state_dict(
+            out, model, 'backbone.', args.src)
         print(f'new (not in checkpoint): {missing}\nunexpected: '
               f'{unexpected}\nfilled from the model (fixed tables): {filled}')
     os.makedirs(osp.dirname(osp.abspath(args.dst)), exist_ok=True)

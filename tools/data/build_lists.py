@@ -8,14 +8,17 @@ out of the lists and reported in ``<out>/bad_videos.txt`` instead of
 crashing a training run later.
 
 Examples:
-    python tools/data/build_lists.py ucf101 --split-dir data/ucf101/ucfTrainTestlist \
-        --video-dir data/ucf101/videos --out data/ucf101 --check --min-frames 61
+    python tools/data/build_lists.py ucf101 \
+        --split-dir data/ucf101/ucfTrainTestlist \
+        --video-dir data/ucf101/videos --out data/ucf101 \
+        --check --min-frames 61
     python tools/data/build_lists.py hmdb51 --split-dir \
         data/hmdb51/testTrainMulti_7030_splits --video-dir data/hmdb51/videos \
         --out data/hmdb51
     python tools/data/build_lists.py ssv2 --ann-dir data/sthv2/annotations \
         --video-dir data/sthv2/videos --out data/sthv2
-    python tools/data/build_lists.py k400 --ann-dir data/kinetics400/annotations \
+    python tools/data/build_lists.py k400 \
+        --ann-dir data/kinetics400/annotations \
         --train-dir data/kinetics400/videos_train \
         --val-dir data/kinetics400/videos_val --out data/kinetics400
 """
@@ -24,7 +27,8 @@ import os
 import os.path as osp
 import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, ROOT)
 
 from mme_plugin.datasets.list_builders import (hmdb51_lists,  # noqa: E402
                                                k400_lists, ssv2_lists,

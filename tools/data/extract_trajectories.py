@@ -23,7 +23,8 @@ import sys
 import time
 from typing import Optional, Tuple
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, ROOT)
 
 import mme_plugin  # noqa: E402,F401
 from mme_plugin.datasets.annotations import read_video_list  # noqa: E402

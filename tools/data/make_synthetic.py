@@ -8,7 +8,8 @@ import os.path as osp
 import sys
 import time
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, ROOT)
 
 from mme_plugin.datasets.synthetic import (MOTION_CLASSES,  # noqa: E402
                                            make_synthetic_dataset)

@@ -85,7 +85,7 @@ class _FlowBackend:
 
     @property
     def tag(self) -> str:
-        """A string that identifies the backend and its settings (cache key)."""
+        """Identifies the backend and its settings (the cache key)."""
         items = sorted((k, v) for k, v in vars(self).items()
                        if not k.startswith('_'))
         return type(self).__name__ + hashlib.sha1(
@@ -275,7 +275,8 @@ class ComputeFlow(BaseTransform):
             ``dict(type='DISFlow', preset='fast', scale=0.5)``.
         cache_dir (str, optional): Flow cache directory
             (:class:`FlowCache`), filled by
-            ``tools/data/extract_trajectories.py``. Defaults to None (no cache).
+            ``tools/data/extract_trajectories.py``. Defaults to None (no
+            cache).
         cache_mode (str): ``'read'``: a missing or stale entry is an error
             that names the video and the command that fills the cache;
             ``'readwrite'``: compute the whole video's flows and store them.

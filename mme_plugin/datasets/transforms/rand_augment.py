@@ -31,7 +31,8 @@ def _affine(img: Image.Image, matrix, fill) -> Image.Image:
                          resample=Image.BILINEAR, fillcolor=fill)
 
 
-def _make_op(name: str, f: float, size) -> Callable[[Image.Image], Image.Image]:
+def _make_op(name: str, f: float,
+             size) -> Callable[[Image.Image], Image.Image]:
     """Build one operation at magnitude fraction ``f`` in [0, 1] (drawing its
     random signs now, so every frame gets the same operation)."""
     fill = (128, 128, 128)

@@ -61,9 +61,10 @@ def _inside(xy: np.ndarray, h: int, w: int) -> np.ndarray:
             & (xy[..., 1] <= h - 1))
 
 
-def track_points(flows: np.ndarray,
-                 start: np.ndarray,
-                 release_compat: bool = False) -> Tuple[np.ndarray, np.ndarray]:
+def track_points(
+        flows: np.ndarray,
+        start: np.ndarray,
+        release_compat: bool = False) -> Tuple[np.ndarray, np.ndarray]:
     """Track points through a chain of flows.
 
     Args:

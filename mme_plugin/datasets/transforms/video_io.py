@@ -1,4 +1,4 @@
-"""Video decoding with decord and a PyAV fallback, with errors that name the file.
+"""Video decoding with decord, a PyAV fallback and errors naming the file.
 
 decord 0.6.0 fails on some frame widths (16, 24, 48, 72 px seen, see
 ``platform.md``) and on some containers; PyAV decodes every size. The reader
@@ -6,7 +6,7 @@ tries decord first (fast random access) and falls back to PyAV, which decodes
 sequentially and keeps only the requested frames.
 """
 import os.path as osp
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Sequence
 
 import numpy as np
 from mmcv.transforms import BaseTransform
