@@ -65,3 +65,17 @@ def test_truncated_file(good, tmp_path):
     with pytest.raises(VideoReadError, match='cut.mp4'):
         res = VideoInit()(dict(filename=str(cut)))
         VideoDecode()(dict(res, frame_inds=np.arange(res['total_frames'])))
+
+
+def test_repeated_indices_get_distinct_arrays(good):
+    # Stock Flip works in place: a frame listed twice must not be shared.
+    from mmaction.datasets.transforms import Flip
+    path, _ = good
+    res = VideoDecode(extra_keys=('dense_frame_inds', ))(dict(
+        VideoInit()(dict(filename=path)), frame_inds=np.array([2, 2, 3]),
+        dense_frame_inds=np.array([[2, 3]])))
+    before = res['imgs'][0].copy()
+    res = Flip(flip_ratio=1.0)(dict(res, modality='RGB'))
+    np.testing.assert_array_equal(res['imgs'][0], before[:, ::-1])
+    np.testing.assert_array_equal(res['imgs'][1], before[:, ::-1])
+    np.testing.assert_array_equal(res['dense_imgs'][0, 0], before)

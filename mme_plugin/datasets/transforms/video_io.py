@@ -202,7 +202,17 @@ class VideoDecode(BaseTransform):
             results['video_reader'] = reader
             frames = reader.get_batch(unique.tolist())
         lut = {int(i): f for i, f in zip(unique, frames)}
-        return [[lut[int(i)] for i in a] for a in flat]
+        # Every use gets its own array: stock transforms (Flip, ...) work in
+        # place, and a frame shared by two positions would be hit twice.
+        used = set()
+        out = []
+        for a in flat:
+            row = []
+            for i in a.tolist():
+                row.append(lut[i].copy() if i in used else lut[i])
+                used.add(i)
+            out.append(row)
+        return out
 
     def transform(self, results: Dict) -> Dict:
         """Decode the frames."""

@@ -1,0 +1,62 @@
+"""Markdown tables from the JSON written by the benchmark scripts.
+
+Example:
+    python benchmarks/report.py work_dirs/benchmarks_data.json \
+        work_dirs/benchmarks_model.json
+"""
+import json
+import sys
+from typing import Dict
+
+
+def data_tables(rep: Dict) -> str:
+    """Pipeline throughput and stage breakdown, and flow-choice accuracy."""
+    runs = rep['runs']
+    stages = list(next(iter(runs.values()))['ms_per_clip'])
+    out = [f"Machine: {rep['machine']}; torch {rep['torch']}, OpenCV "
+           f"{rep['opencv']}; pipeline {rep['pipeline']}.", '',
+           '| flow | clips/s (1 worker) | ' +
+           ' | '.join(f'{s} ms' for s in stages) + ' |',
+           '|---|---|' + '---|' * len(stages)]
+    for name, r in runs.items():
+        cells = ' | '.join(f"{r['ms_per_clip'].get(s, 0):.0f}"
+                           for s in stages)
+        out.append(f"| {name} | {r['clips_per_s']:.2f} | {cells} |")
+    out += ['', '| flow | trajectory end-point error vs release Farneback '
+            '(px, L=4, 224 px) | error vs true sprite motion (px) |',
+            '|---|---|---|']
+    for name, e in rep['trajectory_error_px'].items():
+        out.append(f"| {name} | {e['vs_release']:.2f} | {e['vs_truth']:.2f} "
+                   '|')
+    return '\n'.join(out)
+
+
+def model_table(rep: Dict) -> str:
+    """Forward+backward time and peak memory per case."""
+    rows = rep['rows']
+    base = next((r['seconds'] for r in rows if r['case'] == 'stock'
+                 and r['frames'] == 16 and r['size'] == 224), None)
+    out = [f"Device: {rep['device']} ({rep['machine']}, {rep['cores']} cores,"
+           f" {rep['threads']} torch threads), torch {rep['torch']}, batch "
+           f"{rows[0]['batch']}.", '',
+           '| case | frames x size | visible / all tokens | fwd+bwd (s) | '
+           'vs stock | peak memory (MiB) |', '|---|---|---|---|---|---|']
+    for r in rows:
+        rel = f"{r['seconds'] / base:.2f}" if base else '-'
+        out.append(f"| {r['case']} | {r['frames']} x {r['size']} | "
+                   f"{r['visible_tokens']} / {r['tokens']} | "
+                   f"{r['seconds']:.2f} | {rel} | {r['peak_mib']:.0f} |")
+    return '\n'.join(out)
+
+
+def main() -> None:
+    """Entry point."""
+    for path in sys.argv[1:]:
+        with open(path) as f:
+            rep = json.load(f)
+        print(data_tables(rep) if 'runs' in rep else model_table(rep))
+        print()
+
+
+if __name__ == '__main__':
+    main()
