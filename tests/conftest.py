@@ -1,8 +1,10 @@
 """Shared fixtures: a tiny generated synthetic dataset and tool runners."""
+import json
 import os
 import os.path as osp
 import subprocess
 import sys
+from glob import glob
 from typing import List
 
 import pytest
@@ -52,3 +54,11 @@ def run_tool(args: List[str], timeout: int = 600,
         raise AssertionError(f'{" ".join(args)} failed ({proc.returncode}):\n'
                              f'{proc.stdout[-6000:]}\n{proc.stderr[-6000:]}')
     return proc
+
+
+def read_scalars(work_dir: str) -> List[dict]:
+    """The records of the newest ``scalars.json`` under ``work_dir``."""
+    logs = sorted(glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))
+    assert logs, f'no scalars.json under {work_dir}'
+    with open(logs[-1]) as f:
+        return [json.loads(line) for line in f]

@@ -1,5 +1,4 @@
 """MME / VideoMAE pretraining end to end, and the full-size recipes."""
-import json
 import os.path as osp
 import sys
 from glob import glob
@@ -14,14 +13,7 @@ from mme_plugin.datasets.synthetic import render_clip, write_video
 from mme_plugin.registry import MODELS
 from mme_plugin.utils import register_all_modules
 
-from .conftest import FAST_LOADER, run_tool
-
-
-def _scalars(work_dir):
-    path = sorted(glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))
-    assert path, f'no scalars.json in {work_dir}'
-    with open(path[-1]) as f:
-        return [json.loads(line) for line in f]
+from .conftest import FAST_LOADER, read_scalars, run_tool
 
 
 @pytest.mark.parametrize('config,terms', [
@@ -43,7 +35,7 @@ def test_two_iteration_pretraining_trains_on_real_targets(
             f'train_dataloader.dataset.pipeline.3.data_root={synthetic_root}'
         ))
     ])
-    rows = [r for r in _scalars(work) if 'loss' in r]
+    rows = [r for r in read_scalars(work) if 'loss' in r]
     assert len(rows) == 4  # 24 clips / 12 per batch x 2 epochs
     for r in rows:
         assert np.isfinite(r['loss'])

@@ -3,22 +3,12 @@
 A tiny Recognizer3D + mmaction VisionTransformer trains on generated mp4
 files, saves, resumes, is evaluated, and trains on 2 gloo processes.
 """
-import json
 import os.path as osp
 import re
 
-from .conftest import FAST_LOADER, data_options, run_tool
+from .conftest import FAST_LOADER, data_options, read_scalars, run_tool
 
 CFG = 'configs/recognition/tiny-vit_synthetic.py'
-
-
-def _scalars(work_dir: str) -> list:
-    logs = sorted(
-        __import__('glob').glob(osp.join(work_dir, '*', 'vis_data',
-                                         'scalars.json')))
-    assert logs, f'no scalars.json under {work_dir}'
-    with open(logs[-1]) as f:
-        return [json.loads(line) for line in f]
 
 
 def test_train_resume_and_test(synthetic_root, tmp_path):
@@ -33,7 +23,7 @@ def test_train_resume_and_test(synthetic_root, tmp_path):
     proc = run_tool(base + ['train_cfg.max_epochs=2', 'resume=True'])
     assert 'resumed epoch: 1' in (proc.stdout + proc.stderr)
     assert osp.isfile(osp.join(work, 'epoch_2.pth'))
-    iters = [r['iter'] for r in _scalars(work) if 'loss' in r]
+    iters = [r['iter'] for r in read_scalars(work) if 'loss' in r]
     assert iters and max(iters) == 4, iters  # continued, not restarted
     out = run_tool([sys.executable, 'tools/test.py', CFG,
                     osp.join(work, 'epoch_2.pth'), '--work-dir', work,

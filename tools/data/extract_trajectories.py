@@ -44,11 +44,11 @@ def _one(video: str) -> Tuple[str, str, Optional[str]]:
     t = _WORKER['t']
     try:
         from mme_plugin.datasets.transforms import open_video
-        total = open_video(video).num_frames
-        reason = t.cache.check(video, t.backend.tag, total)
+        reader = open_video(video)
+        reason = t.cache.check(video, t.backend.tag, reader.num_frames)
         if reason is None:
             return video, 'skipped', None
-        t.fill(video, total)
+        t.fill(video, reader=reader)
         return video, 'done', None
     except Exception as e:  # noqa: BLE001 - report and go on
         return video, 'failed', f'{type(e).__name__}: {e}'

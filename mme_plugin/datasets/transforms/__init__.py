@@ -1,11 +1,10 @@
 """Data transforms of the MME plugin."""
 from .dense_sampling import DenseSampleFrames, ShortVideoError
 from .flow import (ComputeFlow, DISFlow, FarnebackFlow, FlowCache,
-                   FlowCacheError, build_flow_backend)
+                   FlowCacheError, build_flow_backend, resize_flow)
 from .hog import ComputeHOG, cell_histogram_map, pixel_orientation_votes
 from .masking import TubeMasking
-from .motion_augment import (MotionFlip, MotionMultiScaleCrop, MotionResize,
-                             resize_flow)
+from .motion_augment import MotionFlip, MotionMultiScaleCrop, MotionResize
 from .motion_targets import BuildMMETargets, patch_std
 from .rand_augment import RAND_AUGMENT_OPS, VideoRandAugment
 from .trajectory import (ComputeTrajectories, grid_points, sample_bilinear,

@@ -22,7 +22,7 @@ from mme_plugin.registry import TASK_UTILS, TRANSFORMS
 
 __all__ = [
     'FarnebackFlow', 'DISFlow', 'FlowCache', 'ComputeFlow', 'FlowCacheError',
-    'build_flow_backend'
+    'build_flow_backend', 'resize_flow'
 ]
 
 
@@ -40,16 +40,30 @@ def _to_gray(img: np.ndarray, scale: float) -> np.ndarray:
     return gray
 
 
-def _to_full_res(flow: np.ndarray, shape: Sequence[int]) -> np.ndarray:
-    """Resize a flow field to ``shape`` (H, W) and rescale its values."""
-    h, w = shape
-    fh, fw = flow.shape[:2]
-    if (fh, fw) == (h, w):
-        return flow
-    out = cv2.resize(flow, (w, h), interpolation=cv2.INTER_LINEAR)
-    out[..., 0] *= w / fw
-    out[..., 1] *= h / fh
+def resize_flow(flow: np.ndarray, size_wh) -> np.ndarray:
+    """Resize one flow field (H x W x 2) and rescale its displacements.
+
+    Args:
+        flow (np.ndarray): Flow in pixels of its own size.
+        size_wh (tuple[int, int]): New (width, height).
+
+    Returns:
+        np.ndarray: float32 flow of the new size, in pixels of the new size.
+    """
+    h, w = flow.shape[:2]
+    new_w, new_h = size_wh
+    out = cv2.resize(flow, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    out[..., 0] *= new_w / w
+    out[..., 1] *= new_h / h
     return out
+
+
+def _to_full_res(flow: np.ndarray, shape: Sequence[int]) -> np.ndarray:
+    """:func:`resize_flow` to ``shape`` (H, W); no copy if already there."""
+    h, w = shape[:2]
+    if flow.shape[:2] == (h, w):
+        return flow
+    return resize_flow(flow, (w, h))
 
 
 class _FlowBackend:
@@ -331,10 +345,19 @@ class ComputeFlow(BaseTransform):
                                            dense.shape[2:4])
         return results
 
-    def fill(self, video: str, total: Optional[int] = None) -> None:
-        """Compute and store all consecutive flows of ``video``."""
-        from .video_io import open_video
-        reader = open_video(video)
+    def fill(self, video: str, total: Optional[int] = None,
+             reader=None) -> None:
+        """Compute and store all consecutive flows of ``video``.
+
+        Args:
+            video (str): Video path.
+            total (int, optional): Frame count; defaults to the reader's.
+            reader (optional): An already opened reader of ``video``
+                (:func:`open_video`), to avoid opening it twice.
+        """
+        if reader is None:
+            from .video_io import open_video
+            reader = open_video(video)
         total = reader.num_frames if total is None else total
         flows, prev = [], None
         step = 64

@@ -22,8 +22,9 @@ from mmaction.datasets.transforms import Flip, MultiScaleCrop, Resize
 
 from mme_plugin.registry import TRANSFORMS
 
-__all__ = ['MotionMultiScaleCrop', 'MotionResize', 'MotionFlip',
-           'resize_flow']
+from .flow import resize_flow
+
+__all__ = ['MotionMultiScaleCrop', 'MotionResize', 'MotionFlip']
 
 _MOTION_KEYS = ('dense_imgs', 'flows')
 
@@ -32,24 +33,6 @@ def _check_not_lazy(transform) -> None:
     if getattr(transform, 'lazy', False):
         raise ValueError(f'{type(transform).__name__} does not support '
                          'lazy=True')
-
-
-def resize_flow(flow: np.ndarray, size_wh) -> np.ndarray:
-    """Resize one flow field (H x W x 2) and rescale its displacements.
-
-    Args:
-        flow (np.ndarray): Flow in pixels of its own size.
-        size_wh (tuple[int, int]): New (width, height).
-
-    Returns:
-        np.ndarray: float32 flow of the new size, in pixels of the new size.
-    """
-    h, w = flow.shape[:2]
-    new_w, new_h = size_wh
-    out = cv2.resize(flow, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
-    out[..., 0] *= new_w / w
-    out[..., 1] *= new_h / h
-    return out
 
 
 @TRANSFORMS.register_module()
