@@ -71,3 +71,90 @@ def test_trajectory_hog_follows_the_points():
     hog = res['hog'][0]
     np.testing.assert_allclose(hog[1, :, :3], hog[0, :, :3], atol=1e-6)
     assert hog[0, 1, 1, 0] > 0  # the edge cell is not empty
+
+
+# --- the on-device (PyTorch) HOG agrees with the NumPy reference ---------
+
+def _textured_frames(n: int, size: int = 48, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    frames = (rng.random((n, size, size, 3)) * 255).astype(np.uint8)
+    frames[:, 10:30, 12:20] = (200, 40, 90)  # strong edges in every channel
+    return frames
+
+
+@pytest.mark.parametrize('channels,atol', [('rgb', 1e-5), ('gray', 1e-3)])
+def test_torch_hog_matches_numpy_at_subpixel_and_outside_points(
+        channels, atol):
+    import torch
+
+    from mme_plugin.datasets.transforms import sample_bilinear
+    from mme_plugin.ops import hog_at_points
+    frames = _textured_frames(3)
+    rng = np.random.default_rng(1)
+    pts = rng.uniform(-5, 52, (3, 6, 6, 2)).astype(np.float32)
+    pts[0, 0, 0] = (47, 47)  # last pixel centre
+    ref = np.stack([
+        sample_bilinear(cell_histogram_map(frames[i], channels=channels),
+                        pts[i]) for i in range(3)
+    ])
+    got = hog_at_points(torch.from_numpy(frames), torch.from_numpy(pts),
+                        channels=channels, chunk=2).numpy()
+    assert got.shape == ref.shape == (3, 6, 6, 27 if channels == 'rgb' else 9)
+    assert ref.max() > 0.01
+    # gray: cv2's fixed-point luma may round a pixel to the other integer
+    np.testing.assert_allclose(got, ref, atol=atol)
+
+
+def test_torch_hog_known_answer_on_a_vertical_edge():
+    import torch
+
+    from mme_plugin.ops import hog_cell_maps
+    m = hog_cell_maps(torch.from_numpy(_edge(True))[None], channels='gray')
+    np.testing.assert_allclose(m[0, :, 4, 12].numpy(), [1 / 16] + [0] * 8,
+                               atol=1e-6)
+    np.testing.assert_allclose(m[0, :, 4, 4].numpy(), 0, atol=1e-7)
+
+
+@pytest.mark.parametrize('mode', ['trajectory', 'static'])
+def test_model_hog_targets_equal_pipeline_hog_targets(mode):
+    """PrepareHOGInputs + PointHOG == ComputeHOG + BuildMMETargets."""
+    import copy
+
+    import torch
+
+    from mme_plugin.datasets.transforms import (BuildMMETargets,
+                                                PrepareHOGInputs)
+    from mme_plugin.models import PointHOG
+    from mme_plugin.registry import TRANSFORMS  # noqa: F401
+    n, s, size, step = 2, 3, 32, 8
+    dense = _textured_frames(n * s, size).reshape(n, s, size, size, 3)
+    gx, gy = np.meshgrid(4 + 8 * np.arange(4), 4 + 8 * np.arange(4))
+    grid = np.stack([gx, gy], -1).astype(np.float32)
+    rng = np.random.default_rng(2)
+    pos = grid + np.cumsum(rng.normal(0, 0.7, (n, s, 4, 4, 2)), 1)
+    pos = pos.astype(np.float32)
+    results = dict(dense_imgs=dense, traj_positions=pos,
+                   traj_valid=np.ones((n, 4, 4), bool), traj_grid_step=step,
+                   imgs=list(dense[:, 0]) * 2, tubelet_size=2)
+    build = BuildMMETargets(patch_size=16, min_valid_fraction=0)
+    if mode == 'static':  # n tubes of 2 frames each
+        results['imgs'] = [f for i in range(n) for f in dense[i, :2]]
+    ref = build(ComputeHOG(mode=mode, channels='rgb', norm='l2')(
+        copy.deepcopy(results)))
+    out = build(PrepareHOGInputs(mode=mode)(copy.deepcopy(results)))
+    assert 'hog_target' not in out and 'dense_imgs' not in out
+    torch.testing.assert_close(out['hog_valid'], ref['hog_valid'])
+    got = PointHOG(channels='rgb', norm='l2')(out['hog_frames'][None],
+                                              out['hog_points'][None], 16)
+    assert got.shape == (1, ) + tuple(ref['hog_target'].shape)
+    torch.testing.assert_close(got[0], ref['hog_target'], atol=1e-5,
+                               rtol=1e-4)
+
+
+def test_build_targets_without_any_hog_input_names_both_transforms():
+    from mme_plugin.datasets.transforms import BuildMMETargets
+    pos = np.zeros((1, 2, 2, 2, 2), np.float32) + 4
+    with pytest.raises(KeyError, match='ComputeHOG.*PrepareHOGInputs'):
+        BuildMMETargets(patch_size=16, min_valid_fraction=0)(dict(
+            traj_positions=pos, traj_valid=np.ones((1, 2, 2), bool),
+            traj_grid_step=8))

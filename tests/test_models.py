@@ -215,3 +215,61 @@ def test_reseed_hook_makes_iteration_randomness_repeatable():
     runner.iter = 18
     hook.before_train_iter(runner, 0)
     assert not torch.equal(torch.rand(3), a)
+
+
+def _hog_samples(seed=0):
+    """2 clips of 2 tubes x 2 steps of 32 x 32 frames, 8 x 8 points."""
+    g = torch.Generator().manual_seed(seed)
+    samples = _samples(32, list(range(24)))
+    grid = torch.stack(torch.meshgrid(torch.arange(8.) * 4 + 2,
+                                      torch.arange(8.) * 4 + 2,
+                                      indexing='xy'), -1)
+    for ds in samples:
+        frames = torch.randint(0, 256, (2, 2, 32, 32, 3), generator=g,
+                               dtype=torch.uint8)
+        points = grid + torch.randn(2, 2, 8, 8, 2, generator=g)
+        ds.set_field(frames, 'hog_frames')
+        ds.set_field(points, 'hog_points')
+        ds.set_field(torch.ones(32, dtype=torch.bool), 'hog_valid')
+    return samples
+
+
+def _hog_mme(hog_dims=2 * 4 * 27, hog_target=True):
+    m = MODELS.build(dict(
+        type='MME', backbone=dict(type='MMEVisionTransformer', **VIT),
+        decoder=dict(type='MMEDecoder', embed_dims=32, num_heads=2,
+                     head_dims=dict(traj=8, hog=hog_dims)),
+        loss=dict(type='MMELoss', weights=dict(traj=1.0, hog=1.0)),
+        hog_target=dict(type='PointHOG', cell_size=4) if hog_target else None,
+        data_preprocessor=dict(type='ActionDataPreprocessor',
+                               mean=[0., 0, 0], std=[1., 1, 1],
+                               format_shape='NCTHW')))
+    m.init_weights()
+    return m
+
+
+def test_hog_computed_on_device_equals_hog_given_by_the_pipeline():
+    from mme_plugin.models import PointHOG
+    torch.manual_seed(0)
+    model = _hog_mme().eval()
+    x = torch.rand(2, 1, 3, 4, 32, 32) * 255
+    samples = _hog_samples()
+    on_device = model(x, samples)
+    hog = PointHOG(cell_size=4)(
+        torch.stack([ds.hog_frames for ds in samples]),
+        torch.stack([ds.hog_points for ds in samples]), 8)
+    assert hog.shape == (2, 32, 216) and hog.abs().sum() > 0
+    for ds, h in zip(samples, hog):
+        del ds.hog_frames
+        ds.set_field(h, 'hog_target')
+    given = model(x, samples)
+    torch.testing.assert_close(on_device['loss_hog'], given['loss_hog'])
+    assert on_device['hog_target_abs'] > 0.01
+
+
+def test_device_hog_errors_name_the_fix():
+    x = torch.rand(2, 1, 3, 4, 32, 32) * 255
+    with pytest.raises(KeyError, match="hog_target=dict\\(type='PointHOG'"):
+        _hog_mme(hog_target=False)(x, _hog_samples())
+    with pytest.raises(ValueError, match=r"head_dims\['hog'\] to 216"):
+        _hog_mme(hog_dims=108)(x, _hog_samples())

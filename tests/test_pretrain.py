@@ -78,6 +78,12 @@ def test_recipe_builds_and_its_pipeline_runs(config, long_clip):
     assert ds.mask.shape == (1568, ) and int(ds.mask.sum()) == 1096
     heads = cfg.model.decoder.head_dims
     assert ds.traj_target.shape == (1568, heads['traj'])
-    assert ds.hog_target.shape == (1568, heads['hog'])
+    # HOG along the trajectories is left to the model (PrepareHOGInputs)
+    assert 'hog_target' not in ds
+    steps = heads['hog'] // (2 * 2 * 27)  # L + 1 (K400: 5, SSv2: 3)
+    assert ds.hog_frames.shape == (8, steps, 224, 224, 3)
+    assert ds.hog_points.shape == (8, steps, 28, 28, 2)
+    hog = model.hog_target(ds.hog_frames[None], ds.hog_points[None], 16)
+    assert hog.shape == (1, 1568, heads['hog']) and hog.abs().sum() > 0
     assert ds.traj_valid.float().mean() > 0.5
     assert model.decoder.heads['traj'][-2].out_features == heads['traj']

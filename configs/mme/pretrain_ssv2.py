@@ -27,13 +27,17 @@ train_pipeline = [
     dict(type='MotionResize', scale=(224, 224), keep_ratio=False),
     # No flip: SSv2 labels depend on direction.
     dict(type='ComputeTrajectories', grid_step=8),
-    dict(type='ComputeHOG', mode='trajectory', cell_size=8, channels='rgb'),
+    # HOG along the trajectories is computed by the model on the GPU
+    # (model.hog_target, as the release does); a worker only keeps the
+    # frames and points. ComputeHOG here instead does it on the CPU at
+    # ~300 ms per clip (docs/benchmarks.md).
+    dict(type='PrepareHOGInputs', mode='trajectory'),
     dict(type='BuildMMETargets', patch_size=16, norm='patch_std'),
     dict(type='TubeMasking', mask_ratio=0.7, patch_size=16, tubelet_size=2),
     dict(type='FormatShape', input_format='NCTHW'),
     dict(type='PackActionInputs',
-         algorithm_keys=('mask', 'traj_target', 'traj_valid', 'hog_target',
-                         'hog_valid'),
+         algorithm_keys=('mask', 'traj_target', 'traj_valid', 'hog_frames',
+                         'hog_points', 'hog_valid'),
          meta_keys=('img_shape', 'filename'))
 ]
 train_dataloader = dict(

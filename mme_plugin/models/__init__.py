@@ -3,9 +3,11 @@ from .algorithms import *  # noqa: F401,F403
 from .backbones import *  # noqa: F401,F403
 from .heads import *  # noqa: F401,F403
 from .losses import *  # noqa: F401,F403
+from .targets import *  # noqa: F401,F403
 from .algorithms import __all__ as _alg
 from .backbones import __all__ as _bb
 from .heads import __all__ as _heads
 from .losses import __all__ as _losses
+from .targets import __all__ as _targets
 
-__all__ = [*_alg, *_bb, *_heads, *_losses]
+__all__ = [*_alg, *_bb, *_heads, *_losses, *_targets]

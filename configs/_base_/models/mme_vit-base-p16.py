@@ -26,6 +26,10 @@ model = dict(
         head_hidden=512,
         head_dims=dict(traj=2 * 4 * 4, hog=5 * 4 * 27)),
     loss=dict(type='MMELoss', weights=dict(traj=1.0, hog=1.0)),
+    # Used when the pipeline ends with PrepareHOGInputs (HOG on the training
+    # device); the same settings as ComputeHOG's defaults.
+    hog_target=dict(type='PointHOG', nbins=9, cell_size=8, channels='rgb',
+                    norm='l2', eps=0.02),
     data_preprocessor=dict(
         type='ActionDataPreprocessor',
         mean=[123.675, 116.28, 103.53],

@@ -3,6 +3,7 @@ from .dense_sampling import DenseSampleFrames, ShortVideoError
 from .flow import (ComputeFlow, DISFlow, FarnebackFlow, FlowCache,
                    FlowCacheError, build_flow_backend, resize_flow)
 from .hog import ComputeHOG, cell_histogram_map, pixel_orientation_votes
+from .hog_inputs import PrepareHOGInputs
 from .masking import TubeMasking
 from .motion_augment import MotionFlip, MotionMultiScaleCrop, MotionResize
 from .motion_targets import BuildMMETargets, patch_std
@@ -16,6 +17,7 @@ __all__ = [
     'DenseSampleFrames', 'ShortVideoError', 'ComputeFlow', 'DISFlow',
     'FarnebackFlow', 'FlowCache', 'FlowCacheError', 'build_flow_backend',
     'ComputeHOG', 'cell_histogram_map', 'pixel_orientation_votes',
+    'PrepareHOGInputs',
     'TubeMasking', 'MotionFlip', 'MotionMultiScaleCrop', 'MotionResize',
     'resize_flow', 'BuildMMETargets', 'patch_std', 'RAND_AUGMENT_OPS',
     'VideoRandAugment', 'ComputeTrajectories',

@@ -67,6 +67,9 @@ class BuildMMETargets(BaseTransform):
     ``with_hog``. Added keys (torch tensors): ``traj_target`` (``[T, 2Lk^2]``),
     ``traj_valid`` (``[T]`` bool), ``hog_target`` (``[T, S k^2 D]``) and
     ``hog_valid`` (``[T]`` bool), with T = N * (H/patch) * (W/patch) tokens.
+    After :class:`PrepareHOGInputs` (HOG computed by the model) there is no
+    ``hog`` and only ``hog_valid`` is added; ``hog_frames`` and
+    ``hog_points`` stay for the model.
     Large intermediates (``dense_imgs``, ``flows``, ``hog``,
     ``traj_positions``) are dropped; ``traj_positions`` is kept if
     ``keep_positions`` (visualisation).
@@ -150,10 +153,15 @@ class BuildMMETargets(BaseTransform):
         results['traj_valid'] = torch.from_numpy(tok_valid)
 
         if self.with_hog:
-            hog = results['hog']
-            hog_tok = _patches(hog, k).reshape(num_tokens, -1)
-            results['hog_target'] = torch.from_numpy(
-                np.ascontiguousarray(hog_tok, dtype=np.float32))
+            if 'hog' in results:
+                hog_tok = _patches(results['hog'], k).reshape(num_tokens, -1)
+                results['hog_target'] = torch.from_numpy(
+                    np.ascontiguousarray(hog_tok, dtype=np.float32))
+            elif 'hog_frames' not in results:
+                raise KeyError(
+                    'BuildMMETargets(with_hog=True) needs "hog" (ComputeHOG) '
+                    'or "hog_frames" (PrepareHOGInputs, HOG computed by the '
+                    "model's hog_target) earlier in the pipeline")
             # Trajectory-HOG of points that left the frame is read at a
             # clamped position: use the trajectory validity for it.
             hog_valid = tok_valid if results.get(

@@ -34,14 +34,19 @@ class DecordReader:
         self.filename = filename
         self._vr = decord.VideoReader(filename, num_threads=num_threads)
         self.num_frames = len(self._vr)
-        # decord mis-decodes some widths silently or by raising: probe once.
-        frame = self._vr[0].asnumpy()
-        if frame.ndim != 3 or frame.shape[2] != 3:
-            raise RuntimeError(f'decord returned shape {frame.shape}')
 
     def get_batch(self, indices: Sequence[int]) -> List[np.ndarray]:
-        """Decode frames (RGB uint8 H x W x 3) at ``indices``."""
-        return list(self._vr.get_batch(list(indices)).asnumpy())
+        """Decode frames (RGB uint8 H x W x 3) at ``indices``.
+
+        decord mis-decodes some widths (it raises ``DECORDError`` on them);
+        the check here catches any other malformed batch. Either way the
+        caller (:class:`VideoDecode`) retries with PyAV. Opening does not
+        probe a frame: that probe cost a decode per clip (~5 ms).
+        """
+        batch = self._vr.get_batch(list(indices)).asnumpy()
+        if batch.ndim != 4 or batch.shape[-1] != 3:
+            raise RuntimeError(f'decord returned shape {batch.shape}')
+        return list(batch)
 
 
 class PyAVReader:

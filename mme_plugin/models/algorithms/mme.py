@@ -49,7 +49,11 @@ class MME(BaseModel):
     tube's pixels (``pixel``: VideoMAE) computed here from the input clip.
 
     Data samples carry ``mask`` ``[N]``, and per target ``<name>_target``
-    ``[N, D]`` and optionally ``<name>_valid`` ``[N]``.
+    ``[N, D]`` and optionally ``<name>_valid`` ``[N]``. With ``hog_target``
+    set, the ``hog`` target is instead computed here, on the model's device,
+    from the ``hog_frames`` and ``hog_points`` of
+    :class:`~mme_plugin.datasets.transforms.PrepareHOGInputs` (the release
+    computes HOG on the GPU in the training step too).
 
     Args:
         backbone (dict): Encoder config (:class:`MMEVisionTransformer`).
@@ -58,6 +62,10 @@ class MME(BaseModel):
         loss (dict): Loss config (:class:`MMELoss`).
         pixel_norm (bool): VideoMAE ``norm_pix_loss`` for the ``pixel``
             target. Defaults to True.
+        hog_target (dict, optional): Config of the on-device HOG
+            (:class:`~mme_plugin.models.PointHOG`), used when the data
+            samples carry ``hog_frames`` instead of ``hog_target``.
+            Defaults to None.
         data_preprocessor (dict, optional): Defaults to mmaction's
             ``ActionDataPreprocessor`` config in the configs.
         init_cfg (dict, optional): Initialisation config.
@@ -68,6 +76,7 @@ class MME(BaseModel):
                  decoder: Dict,
                  loss: Dict = dict(type='MMELoss'),
                  pixel_norm: bool = True,
+                 hog_target: Optional[Dict] = None,
                  data_preprocessor: Optional[Dict] = None,
                  init_cfg: Optional[Dict] = None) -> None:
         super().__init__(
@@ -81,6 +90,8 @@ class MME(BaseModel):
         self.loss_module = MODELS.build(loss)
         self.target_names = list(self.decoder.heads.keys())
         self.pixel_norm = pixel_norm
+        self.hog_target = (MODELS.build(hog_target)
+                           if hog_target is not None else None)
         missing = set(self.loss_module.weights) - set(self.target_names)
         if missing:
             raise ValueError(f'loss weights name targets {missing} that the '
@@ -118,6 +129,22 @@ class MME(BaseModel):
     def _files(data_samples: List) -> List[str]:
         return [ds.metainfo.get('filename', '<no filename in metainfo>')
                 for ds in data_samples]
+
+    def _device_hog(self, data_samples: List,
+                    device: torch.device) -> Optional[Tensor]:
+        frames = self._stack(data_samples, 'hog_frames', device)
+        if frames is None:
+            return None
+        if self.hog_target is None:
+            raise KeyError(
+                'data samples carry hog_frames (PrepareHOGInputs) but the '
+                "model has no hog_target: add hog_target=dict(type="
+                "'PointHOG') to the MME model config")
+        points = self._stack(data_samples, 'hog_points', device)
+        if points is None:
+            raise KeyError("data samples carry hog_frames but no hog_points:"
+                           " pack both (PackActionInputs algorithm_keys)")
+        return self.hog_target(frames, points, self.backbone.patch_size)
 
     def extract_feat(self, inputs: Tensor, mask: Tensor) -> Tensor:
         """Encode the visible tokens."""
@@ -164,6 +191,8 @@ class MME(BaseModel):
             else:
                 full = self._stack(data_samples, f'{name}_target',
                                    inputs.device)
+                if full is None and name == 'hog':
+                    full = self._device_hog(data_samples, inputs.device)
                 if full is None:
                     raise KeyError(
                         f'data samples have no "{name}_target": the pipeline '
@@ -171,6 +200,12 @@ class MME(BaseModel):
                         f"(PackActionInputs algorithm_keys)")
                 valid = self._stack(data_samples, f'{name}_valid',
                                     inputs.device)
+            if full.shape[-1] != preds[name].shape[-1]:
+                raise ValueError(
+                    f'{name} targets have {full.shape[-1]} values per token '
+                    f'but the decoder head predicts {preds[name].shape[-1]}: '
+                    f"set decoder.head_dims['{name}'] to {full.shape[-1]} "
+                    '(see configs/_base_/models/mme_vit-base-p16.py)')
             targets[name] = full[mask]
             valids[name] = None if valid is None else valid.bool()[mask]
         flat_preds = {k: v.flatten(0, 1) for k, v in preds.items()}
