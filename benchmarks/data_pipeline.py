@@ -4,9 +4,10 @@ Runs the train pipeline of ``configs/mme/pretrain_k400.py`` (16 x 4 frames,
 L = 4, 224 x 224 crops) in ONE process with ONE thread (what one dataloader
 worker gets) on generated 340 x 256 clips (K400's usual size), and reports
 clips/s and the time of every transform, for several flow backends and with
-a filled flow cache. Then measures how far each faster flow choice moves the
-trajectory end points, against release-setting Farneback and against the
-known true motion of the synthetic sprites.
+a filled flow cache (HOG is left to the model, as in the recipe, except in
+the row 'HOG in worker'). Then measures how far each faster flow choice
+moves the trajectory end points, against release-setting Farneback and
+against the known true motion of the synthetic sprites.
 
 Example:
     python benchmarks/data_pipeline.py --clips 6 \
@@ -41,6 +42,8 @@ BACKENDS = {
     'dis medium': dict(type='DISFlow', preset='medium'),
     'dis fast': dict(type='DISFlow', preset='fast'),
     'dis fast scale 0.5': dict(type='DISFlow', preset='fast', scale=0.5),
+    'dis ultrafast scale 0.5': dict(type='DISFlow', preset='ultrafast',
+                                    scale=0.5),
 }
 
 
@@ -55,12 +58,50 @@ def make_videos(root: str, n: int, frames: int = 80) -> List[str]:
     return paths
 
 
-def build(cfg_pipeline: List[Dict], backend: Dict, cache_dir=None):
+# (row name, backend, flow after crop/resize, cached, HOG in the worker)
+RUNS = [
+    ('farneback (release)', 'farneback (release)', False, False, False),
+    ('farneback scale 0.5', 'farneback scale 0.5', False, False, False),
+    ('dis medium', 'dis medium', False, False, False),
+    ('dis fast', 'dis fast', False, False, False),
+    ('dis fast scale 0.5', 'dis fast scale 0.5', False, False, False),
+    ('dis fast, after crop/resize', 'dis fast', True, False, False),
+    ('dis fast scale 0.5, after crop/resize', 'dis fast scale 0.5', True,
+     False, False),
+    ('dis ultrafast scale 0.5, after crop/resize', 'dis ultrafast scale 0.5',
+     True, False, False),
+    ('farneback, cached', 'farneback (release)', False, True, False),
+    ('farneback, cached, HOG in worker', 'farneback (release)', False, True,
+     True),
+]
+
+
+def flow_after_resize(cfg_pipeline: List[Dict]) -> List[Dict]:
+    """Move ComputeFlow behind MotionResize (flow of the 224 x 224 crops,
+    as in ``configs/mme/pretrain_k400_dis.py``)."""
+    types = [t['type'] for t in cfg_pipeline]
+    flow = cfg_pipeline[types.index('ComputeFlow')]
+    rest = [t for t in cfg_pipeline if t is not flow]
+    at = [t['type'] for t in rest].index('MotionResize') + 1
+    return rest[:at] + [flow] + rest[at:]
+
+
+def build(cfg_pipeline: List[Dict], backend: Dict, cache_dir=None,
+          hog_in_worker: bool = False):
+    """The recipe's pipeline with another flow backend / cache; with
+    ``hog_in_worker`` HOG is computed here (ComputeHOG) instead of by the
+    model (PrepareHOGInputs, the recipe's default)."""
     steps = []
     for t in cfg_pipeline:
         t = dict(t)
         if t['type'] == 'ComputeFlow':
             t.update(backend=backend, cache_dir=cache_dir)
+        if hog_in_worker and t['type'] == 'PrepareHOGInputs':
+            t = dict(type='ComputeHOG', mode='trajectory', cell_size=8,
+                     channels='rgb')
+        if hog_in_worker and t['type'] == 'PackActionInputs':
+            t['algorithm_keys'] = ('mask', 'traj_target', 'traj_valid',
+                                   'hog_target', 'hog_valid')
         steps.append(TRANSFORMS.build(t))
     return steps
 
@@ -85,8 +126,8 @@ def time_pipeline(steps, videos: List[str], repeats: int = 2) -> Dict:
 
 
 def flow_accuracy(n_clips: int = 8) -> Dict[str, Dict[str, float]]:
-    """Trajectory end-point error (px, L = 4, 224 x 224 frames) of each
-    backend vs release Farneback and vs the true sprite motion."""
+    """Trajectory end-point error (px, L = 4, flow of 224 x 224 frames)
+    of each backend vs release Farneback and vs the true sprite motion."""
     register_all_modules()
     errors: Dict[str, Dict[str, List[float]]] = {}
     for c in range(n_clips):
@@ -138,21 +179,18 @@ def main() -> None:
                         '224x224 from 340x256 clips)', runs={})
     with tempfile.TemporaryDirectory() as tmp:
         videos = make_videos(tmp, args.clips)
-        for name, backend in BACKENDS.items():
-            report['runs'][name] = time_pipeline(build(pipeline, backend),
-                                                 videos)
-            print(f"{name:24s} {report['runs'][name]['clips_per_s']:.2f} "
-                  'clips/s', flush=True)
         cache = osp.join(tmp, 'cache')
         fill = ComputeFlow(backend=BACKENDS['farneback (release)'],
                            cache_dir=cache, cache_mode='readwrite')
         for v in videos:
             fill.fill(v)
-        report['runs']['farneback, cached'] = time_pipeline(
-            build(pipeline, BACKENDS['farneback (release)'], cache), videos)
-        print(f"{'farneback, cached':24s} "
-              f"{report['runs']['farneback, cached']['clips_per_s']:.2f} "
-              'clips/s', flush=True)
+        for name, backend, after, cached, hog_in_worker in RUNS:
+            pipe = flow_after_resize(pipeline) if after else pipeline
+            report['runs'][name] = time_pipeline(
+                build(pipe, BACKENDS[backend], cache if cached else None,
+                      hog_in_worker), videos)
+            print(f"{name:42s} {report['runs'][name]['clips_per_s']:.2f} "
+                  'clips/s', flush=True)
     report['trajectory_error_px'] = flow_accuracy()
     for k, v in report['trajectory_error_px'].items():
         print(f"{k:24s} end-point error vs release {v['vs_release']:.2f} px, "

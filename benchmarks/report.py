@@ -12,7 +12,9 @@ from typing import Dict
 def data_tables(rep: Dict) -> str:
     """Pipeline throughput and stage breakdown, and flow-choice accuracy."""
     runs = rep['runs']
-    stages = list(next(iter(runs.values()))['ms_per_clip'])
+    stages: list = []
+    for r in runs.values():  # union, in pipeline order
+        stages += [s for s in r['ms_per_clip'] if s not in stages]
     out = [f"Machine: {rep['machine']}; torch {rep['torch']}, OpenCV "
            f"{rep['opencv']}; pipeline {rep['pipeline']}.", '',
            '| flow | clips/s (1 worker) | ' +
@@ -49,12 +51,33 @@ def model_table(rep: Dict) -> str:
     return '\n'.join(out)
 
 
+def hog_table(rep: Dict) -> str:
+    """HOG along the trajectories: worker vs training device."""
+    peak = rep['device_peak_mib']
+    peak = '-' if peak is None else f'{peak:.0f}'
+    return '\n'.join([
+        f"Machine: {rep['machine']}; device {rep['device']}; torch "
+        f"{rep['torch']}; device batch {rep['batch']} clips.", '',
+        '| where | ms per clip | peak device memory (MiB) |',
+        '|---|---|---|',
+        f"| worker (ComputeHOG, NumPy, 1 thread) | "
+        f"{rep['worker_ms_per_clip']:.0f} | - |",
+        f"| device (PointHOG, PyTorch) | {rep['device_ms_per_clip']:.0f} | "
+        f'{peak} |', '',
+        f"Largest difference between the two: {rep['max_abs_diff']:.1e}."])
+
+
 def main() -> None:
     """Entry point."""
     for path in sys.argv[1:]:
         with open(path) as f:
             rep = json.load(f)
-        print(data_tables(rep) if 'runs' in rep else model_table(rep))
+        if 'runs' in rep:
+            print(data_tables(rep))
+        elif 'worker_ms_per_clip' in rep:
+            print(hog_table(rep))
+        else:
+            print(model_table(rep))
         print()
 
 

@@ -60,6 +60,7 @@ def long_clip(tmp_path_factory):
 
 
 @pytest.mark.parametrize('config', ['configs/mme/pretrain_k400.py',
+                                    'configs/mme/pretrain_k400_dis.py',
                                     'configs/mme/pretrain_ssv2.py'])
 def test_recipe_builds_and_its_pipeline_runs(config, long_clip):
     register_all_modules()
@@ -87,3 +88,36 @@ def test_recipe_builds_and_its_pipeline_runs(config, long_clip):
     assert hog.shape == (1, 1568, heads['hog']) and hog.abs().sum() > 0
     assert ds.traj_valid.float().mean() > 0.5
     assert model.decoder.heads['traj'][-2].out_features == heads['traj']
+
+
+def test_pretraining_with_hog_computed_on_the_device(synthetic_root,
+                                                     tmp_path):
+    """The recipes' placement (PrepareHOGInputs + model.hog_target) through
+    the stock runner: frames and points are collated, moved to the device
+    and turned into non-zero HOG targets."""
+    register_all_modules()
+    cfg = Config.fromfile('configs/mme/pretrain_tiny_synthetic.py')
+    cfg.model.hog_target = dict(type='PointHOG', cell_size=4, channels='gray')
+    pipeline = cfg.train_dataloader.dataset.pipeline
+    at = [t['type'] for t in pipeline].index('ComputeHOG')
+    pipeline[at] = dict(type='PrepareHOGInputs', mode='trajectory')
+    pipeline[-1]['algorithm_keys'] = ('mask', 'traj_target', 'traj_valid',
+                                      'hog_frames', 'hog_points', 'hog_valid')
+    cfg_path = tmp_path / 'device_hog.py'
+    cfg.dump(str(cfg_path))
+    work = str(tmp_path / 'work')
+    run_tool([
+        sys.executable, 'tools/train.py', str(cfg_path), '--work-dir', work,
+        '--cfg-options', *[o for o in FAST_LOADER if o.startswith('train')],
+        'train_cfg.max_epochs=1', 'default_hooks.logger.interval=1',
+        'train_dataloader.batch_size=12',
+        f'train_dataloader.dataset.ann_file={synthetic_root}/train.txt',
+        f'train_dataloader.dataset.data_prefix.video={synthetic_root}',
+        f'train_dataloader.dataset.pipeline.3.cache_dir={tmp_path}/fc',
+        f'train_dataloader.dataset.pipeline.3.data_root={synthetic_root}'
+    ])
+    rows = [r for r in read_scalars(work) if 'loss' in r]
+    assert len(rows) == 2
+    for r in rows:
+        assert np.isfinite(r['loss_hog']) and r['loss_hog'] > 0
+        assert r['hog_target_abs'] > 0.01

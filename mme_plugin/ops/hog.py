@@ -65,7 +65,9 @@ def hog_cell_maps(frames: Tensor, nbins: int = 9, cell: int = 8,
     votes.scatter_add_(1, hi.unsqueeze(1), (mag * frac).unsqueeze(1))
     half = cell // 2
     votes = F.pad(votes, (half, cell - half - 1, half, cell - half - 1))
-    maps = F.avg_pool2d(votes, cell, stride=1)
+    # Separable box (8 + 8 reads per output instead of 64).
+    maps = F.avg_pool2d(F.avg_pool2d(votes, (cell, 1), stride=1), (1, cell),
+                        stride=1)
     return maps.reshape(b, c * nbins, h, w_)
 
 

@@ -1,0 +1,36 @@
+# MME pretraining on Kinetics-400 with flow computed ON THE FLY and fast:
+# DIS "fast" at half resolution on the 224 x 224 crops (after crop/resize),
+# instead of release-setting Farneback on the original frames. One CPU worker
+# makes ~16 clips/s instead of ~1 (docs/benchmarks.md), so no flow cache is
+# needed; the trajectories move by ~0.7 px on average (after L = 4 steps)
+# against Farneback's (synthetic sprites; check on your own clips with
+# benchmarks/data_pipeline.py before you switch). Everything else is the
+# recipe of pretrain_k400.py.
+#   tools/dist_train.sh configs/mme/pretrain_k400_dis.py 8
+_base_ = ['./pretrain_k400.py']
+
+clip_len, frame_interval, traj_len = 16, 4, 4
+train_pipeline = [
+    dict(type='VideoInit'),
+    dict(type='DenseSampleFrames', clip_len=clip_len,
+         frame_interval=frame_interval, tubelet_size=2, traj_len=traj_len),
+    dict(type='VideoDecode', extra_keys=('dense_frame_inds', )),
+    dict(type='MotionMultiScaleCrop', input_size=224,
+         scales=(1, .875, .75, .66), random_crop=False, max_wh_scale_gap=1,
+         num_fixed_crops=13),
+    dict(type='MotionResize', scale=(224, 224), keep_ratio=False),
+    # Flow of the crops: fewer pixels and no flow resampling. (A flow cache
+    # holds flows of the original frames, so it cannot be used here.)
+    dict(type='ComputeFlow',
+         backend=dict(type='DISFlow', preset='fast', scale=0.5)),
+    dict(type='ComputeTrajectories', grid_step=8),
+    dict(type='PrepareHOGInputs', mode='trajectory'),
+    dict(type='BuildMMETargets', patch_size=16, norm='patch_std'),
+    dict(type='TubeMasking', mask_ratio=0.7, patch_size=16, tubelet_size=2),
+    dict(type='FormatShape', input_format='NCTHW'),
+    dict(type='PackActionInputs',
+         algorithm_keys=('mask', 'traj_target', 'traj_valid', 'hog_frames',
+                         'hog_points', 'hog_valid'),
+         meta_keys=('img_shape', 'filename'))
+]
+train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
