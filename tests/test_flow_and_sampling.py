@@ -81,16 +81,22 @@ def test_cache_read_mode_names_the_missing_entry(video, tmp_path):
         t(_decoded(video))
 
 
-def test_cache_round_trip_and_stale_detection(video, tmp_path):
+@pytest.mark.parametrize('scale', [1.0, 0.5])
+def test_cache_round_trip_and_stale_detection(video, tmp_path, scale):
+    # scale 0.5: stored at half resolution, upsampled on read; the 1/64 px
+    # quantum then doubles.
     cache = str(tmp_path / 'cache')
-    fresh = ComputeFlow()(_decoded(video))['flows']
-    filled = ComputeFlow(cache_dir=cache, cache_mode='readwrite',
+    backend = dict(type='FarnebackFlow', scale=scale)
+    tol = 1 / 64 / scale
+    fresh = ComputeFlow(backend=backend)(_decoded(video))['flows']
+    filled = ComputeFlow(backend=backend, cache_dir=cache,
+                         cache_mode='readwrite',
                          data_root=str(tmp_path / 'data'))(_decoded(video))
-    np.testing.assert_allclose(filled['flows'], fresh, atol=1 / 64)
-    reader = ComputeFlow(cache_dir=cache, cache_mode='read',
+    np.testing.assert_allclose(filled['flows'], fresh, atol=tol)
+    reader = ComputeFlow(backend=backend, cache_dir=cache, cache_mode='read',
                          data_root=str(tmp_path / 'data'))
     np.testing.assert_allclose(reader(_decoded(video))['flows'], fresh,
-                               atol=1 / 64)
+                               atol=tol)
     # Re-encode the video: the entry is stale and must not be used.
     st = os.stat(video)
     os.utime(video, (st.st_atime, st.st_mtime + 10))

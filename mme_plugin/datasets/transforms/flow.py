@@ -250,12 +250,15 @@ class FlowCache:
         """
         arr = np.load(self.paths(video, tag)[0], mmap_mode='r')
         flat = np.asarray(pair_starts).reshape(-1)
-        out = [
-            _to_full_res(np.asarray(arr[i], np.float32) / self.QUANT,
-                         full_shape) for i in flat
-        ]
-        return np.stack(out).reshape(*np.shape(pair_starts),
-                                     *full_shape[:2], 2)
+        h, w = full_shape[:2]
+        out = np.empty((len(flat), h, w, 2), np.float32)
+        inv = np.float32(1 / self.QUANT)
+        for k, i in enumerate(flat):
+            if arr.shape[1:3] == (h, w):  # dequantize straight into out
+                np.multiply(arr[i], inv, out=out[k])
+            else:
+                out[k] = _to_full_res(arr[i] * inv, full_shape)
+        return out.reshape(*np.shape(pair_starts), h, w, 2)
 
     def write(self, video: str, tag: str, flows: np.ndarray,
               num_frames: int) -> None:

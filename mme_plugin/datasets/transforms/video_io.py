@@ -40,8 +40,9 @@ class DecordReader:
 
         decord mis-decodes some widths (it raises ``DECORDError`` on them);
         the check here catches any other malformed batch. Either way the
-        caller (:class:`VideoDecode`) retries with PyAV. Opening does not
-        probe a frame: that probe cost a decode per clip (~5 ms).
+        caller (:class:`VideoDecode`) retries with PyAV, so opening needs no
+        probe decode of frame 0 (which costs an extra seek when a clip
+        starts past the first keyframe).
         """
         batch = self._vr.get_batch(list(indices)).asnumpy()
         if batch.ndim != 4 or batch.shape[-1] != 3:
