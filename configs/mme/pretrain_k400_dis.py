@@ -1,11 +1,11 @@
 # MME pretraining on Kinetics-400 with flow computed ON THE FLY and fast:
-# DIS "fast" at half resolution on the 224 x 224 crops (after crop/resize),
-# instead of release-setting Farneback on the original frames. One CPU worker
-# makes ~16 clips/s instead of ~1 (docs/benchmarks.md), so no flow cache is
-# needed; the trajectories move by ~0.7 px on average (after L = 4 steps)
-# against Farneback's (synthetic sprites; check on your own clips with
-# benchmarks/data_pipeline.py before you switch). Everything else is the
-# recipe of pretrain_k400.py.
+# DIS "ultrafast" at half resolution on the 224 x 224 crops (after
+# crop/resize), instead of release-setting Farneback on the original frames.
+# One CPU worker makes ~16-17 clips/s instead of ~1 (docs/benchmarks.md), so
+# no flow cache is needed; the trajectories move by ~0.7 px on average (after
+# L = 4 steps) against Farneback's (synthetic sprites; check on your own
+# clips with benchmarks/data_pipeline.py before you switch). Everything else
+# is the recipe of pretrain_k400.py.
 #   tools/dist_train.sh configs/mme/pretrain_k400_dis.py 8
 _base_ = ['./pretrain_k400.py']
 
@@ -22,7 +22,7 @@ train_pipeline = [
     # Flow of the crops: fewer pixels and no flow resampling. (A flow cache
     # holds flows of the original frames, so it cannot be used here.)
     dict(type='ComputeFlow',
-         backend=dict(type='DISFlow', preset='fast', scale=0.5)),
+         backend=dict(type='DISFlow', preset='ultrafast', scale=0.5)),
     dict(type='ComputeTrajectories', grid_step=8),
     dict(type='PrepareHOGInputs', mode='trajectory'),
     dict(type='BuildMMETargets', patch_size=16, norm='patch_std'),
