@@ -197,3 +197,16 @@ def test_dataset_names_missing_videos_and_bad_lines(tmp_path):
         DATASETS.build(dict(type='CheckedVideoDataset', ann_file=str(ann),
                             data_prefix=dict(video=str(tmp_path)),
                             pipeline=[]))
+
+
+def test_mask_overlay_greys_masked_patches_only():
+    from mme_plugin.visualization import _mask_overlay
+    img = np.full((32, 32, 3), (250, 10, 10), np.uint8)
+    mask = np.zeros((2, 2), bool)
+    mask[0, 1] = True
+    out = _mask_overlay(img, mask, 16)
+    np.testing.assert_array_equal(out[:16, :16], img[:16, :16])
+    np.testing.assert_array_equal(out[16:], img[16:])
+    patch = out[:16, 16:].astype(int)
+    assert np.ptp(patch[0, 0]) < 40  # near grey: channels close together
+    assert abs(int(patch[0, 0, 0]) - 131) <= 1  # 0.15 * 250 + 0.85 * 110
