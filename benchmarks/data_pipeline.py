@@ -2,7 +2,8 @@
 
 Runs the train pipeline of ``configs/mme/pretrain_k400.py`` (16 x 4 frames,
 L = 4, 224 x 224 crops) in ONE process with ONE thread (what one dataloader
-worker gets) on generated 340 x 256 clips (K400's usual size), and reports
+worker gets) on generated 340 x 256 clips of 300 frames (K400's usual size
+and length, H.264 with x264's default keyframe interval), and reports
 clips/s and the time of every transform, for several flow backends and with
 a filled flow cache (HOG is left to the model, as in the recipe, except in
 the row 'HOG in worker'). Then measures how far each faster flow choice
@@ -10,8 +11,11 @@ moves the trajectory end points, against release-setting Farneback and
 against the known true motion of the synthetic sprites.
 
 Example:
-    python benchmarks/data_pipeline.py --clips 6 \
-        --out docs/benchmarks_data.json
+    python benchmarks/data_pipeline.py --clips 4 \
+        --out work_dirs/benchmarks_data.json
+    # cost vs clip length, trajectory length L and crop size:
+    python benchmarks/data_pipeline.py --clips 4 --scaling \
+        --out work_dirs/benchmarks_data_scaling.json
 """
 import argparse
 import json
@@ -76,6 +80,15 @@ RUNS = [
 ]
 
 
+def build_cfg(cfg_pipeline: List[Dict], cache_dir: str) -> List[Dict]:
+    """The recipe's pipeline config reading flow from ``cache_dir``."""
+    out = [dict(t) for t in cfg_pipeline]
+    for t in out:
+        if t['type'] == 'ComputeFlow':
+            t.update(cache_dir=cache_dir)
+    return out
+
+
 def build(cfg_pipeline: List[Dict], backend: Dict, cache_dir=None,
           hog_in_worker: bool = False):
     """The recipe's pipeline with another flow backend / cache; with
@@ -97,6 +110,7 @@ def build(cfg_pipeline: List[Dict], backend: Dict, cache_dir=None,
 
 
 def time_pipeline(steps, videos: List[str], repeats: int = 2) -> Dict:
+    np.random.seed(0)  # the same offsets, crops and masks in every row
     per_stage: Dict[str, float] = {}
     n = 0
     start = time.perf_counter()
@@ -113,6 +127,25 @@ def time_pipeline(steps, videos: List[str], repeats: int = 2) -> Dict:
     total = time.perf_counter() - start
     return dict(clips_per_s=n / total,
                 ms_per_clip={k: 1000 * v / n for k, v in per_stage.items()})
+
+
+def time_repeats(pipeline: List[Dict], videos: List[str], root: str,
+                 num_repeats: int, passes: int = 2) -> Dict:
+    """Samples/s of ``RepeatAugVideoDataset`` (one decoding pass per video
+    for ``num_repeats`` samples)."""
+    from mme_plugin.datasets import RepeatAugVideoDataset
+    ann = osp.join(root, f'repeat_list_{num_repeats}.txt')
+    with open(ann, 'w') as f:
+        f.writelines(f'{osp.basename(v)} 0\n' for v in videos)
+    ds = RepeatAugVideoDataset(ann_file=ann, data_prefix=dict(video=root),
+                               pipeline=pipeline, num_repeats=num_repeats)
+    np.random.seed(0)
+    n = 0
+    start = time.perf_counter()
+    for _ in range(passes):
+        for i in range(len(videos)):
+            n += len(ds.prepare_data(i))
+    return dict(clips_per_s=n / (time.perf_counter() - start))
 
 
 def flow_accuracy(n_clips: int = 8) -> Dict[str, Dict[str, float]]:
@@ -150,11 +183,55 @@ def flow_accuracy(n_clips: int = 8) -> Dict[str, Dict[str, float]]:
             for k, d in errors.items()}
 
 
+def scaled_pipeline(base: List[Dict], clip_len: int, traj_len: int,
+                    size: int) -> List[Dict]:
+    """``base`` with another clip length, trajectory length L and crop
+    size."""
+    out = []
+    for t in base:
+        t = dict(t)
+        if t['type'] == 'DenseSampleFrames':
+            t.update(clip_len=clip_len, traj_len=traj_len)
+        elif t['type'] == 'MotionMultiScaleCrop':
+            t.update(input_size=size)
+        elif t['type'] == 'MotionResize':
+            t.update(scale=(size, size))
+        out.append(t)
+    return out
+
+
+# (clip_len, L, size): vary one at a time around the recipe (16, 4, 224)
+SCALING = [(16, 2, 224), (16, 4, 224), (16, 8, 224), (8, 4, 224),
+           (32, 4, 224), (16, 4, 112), (16, 4, 160)]
+
+
+def scaling(pipeline: List[Dict], clips: int, frames: int) -> List[Dict]:
+    """Per-clip cost of ``pipeline`` over clip length, L and size."""
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        videos = make_videos(tmp, clips, frames=max(frames, 160))
+        for clip_len, traj_len, size in SCALING:
+            steps = [TRANSFORMS.build(t) for t in scaled_pipeline(
+                pipeline, clip_len, traj_len, size)]
+            r = time_pipeline(steps, videos)
+            rows.append(dict(clip_len=clip_len, traj_len=traj_len, size=size,
+                             dense_frames=clip_len // 2 * (traj_len + 1),
+                             **r))
+            print(f'{clip_len:3d} frames L={traj_len} {size}px: '
+                  f"{r['clips_per_s']:.2f} clips/s", flush=True)
+    return rows
+
+
 def main() -> None:
     """Entry point."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--clips', type=int, default=6)
     parser.add_argument('--out', default='work_dirs/benchmarks_data.json')
+    parser.add_argument('--frames', type=int, default=300,
+                        help="video length (K400's 10 s at 30 fps: 300)")
+    parser.add_argument('--scaling', action='store_true',
+                        help='only the scaling runs (clip length, L, size) '
+                        'of the fast-flow recipe')
     args = parser.parse_args()
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
@@ -169,14 +246,36 @@ def main() -> None:
                         f', {os.cpu_count()} cores, 1 thread used',
                         torch=torch.__version__, opencv=cv2.__version__,
                         pipeline='configs/mme/pretrain_k400.py (16x4, L=4, '
-                        '224x224 from 340x256 clips)', runs={})
+                        f'224x224 from 340x256 clips of {args.frames} '
+                        'frames)', runs={})
+    if args.scaling:
+        report['pipeline'] = ('configs/mme/pretrain_k400_dis.py (DIS '
+                              'ultrafast x 0.5 on the crops), 340x256 clips')
+        report['scaling'] = scaling(after_resize, args.clips, args.frames)
+        os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
+        with open(args.out, 'w') as f:
+            json.dump(report, f, indent=1)
+        print(f'wrote {args.out}')
+        return
     with tempfile.TemporaryDirectory() as tmp:
-        videos = make_videos(tmp, args.clips)
+        videos = make_videos(tmp, args.clips, frames=args.frames)
         cache = osp.join(tmp, 'cache')
         fill = ComputeFlow(backend=BACKENDS['farneback (release)'],
                            cache_dir=cache, cache_mode='readwrite')
         for v in videos:
             fill.fill(v)
+        # repeated sampling: 2 or 4 samples per decoding pass
+        report['repeats'] = {}
+        for name, pipe in (('dis ultrafast scale 0.5, after crop/resize '
+                            '(pretrain_k400_dis)', after_resize),
+                           ('farneback, cached', build_cfg(
+                               pipeline, cache))):
+            report['repeats'][name] = {
+                n: time_repeats(pipe, videos, tmp, n)['clips_per_s']
+                for n in (2, 4)}
+            print(f'{name:62s} 2 | 4 repeats: ' + ' | '.join(
+                f'{v:.2f}' for v in report['repeats'][name].values()) +
+                ' samples/s', flush=True)
         for name, backend, after, cached, hog_in_worker in RUNS:
             pipe = after_resize if after else pipeline
             report['runs'][name] = time_pipeline(

@@ -24,6 +24,11 @@ def data_tables(rep: Dict) -> str:
         cells = ' | '.join(f"{r['ms_per_clip'].get(s, 0):.0f}"
                            for s in stages)
         out.append(f"| {name} | {r['clips_per_s']:.2f} | {cells} |")
+    if rep.get('repeats'):
+        out += ['', '| pipeline | samples/s (1 worker), num_repeats=2 | '
+                'num_repeats=4 |', '|---|---|---|']
+        out += [f"| {k} | {v['2']:.2f} | {v['4']:.2f} |"
+                for k, v in rep['repeats'].items()]
     out += ['', '| flow | trajectory end-point error vs release Farneback '
             '(px, L=4, 224 px) | error vs true sprite motion (px) |',
             '|---|---|---|']
@@ -51,6 +56,24 @@ def model_table(rep: Dict) -> str:
     return '\n'.join(out)
 
 
+def scaling_table(rep: Dict) -> str:
+    """Pipeline cost over clip length, L and crop size."""
+    out = [f"Machine: {rep['machine']}; pipeline {rep['pipeline']}.", '',
+           '| sparse frames | L | crop | dense frames | clips/s (1 worker) '
+           '| ms per clip | decode ms | flow ms | trajectories ms |',
+           '|---|---|---|---|---|---|---|---|---|']
+    for r in rep['scaling']:
+        ms = r['ms_per_clip']
+        out.append(
+            f"| {r['clip_len']} | {r['traj_len']} | {r['size']} | "
+            f"{r['dense_frames']} | {r['clips_per_s']:.2f} | "
+            f"{1000 / r['clips_per_s']:.0f} | "
+            f"{ms.get('VideoInit', 0) + ms.get('VideoDecode', 0):.0f} | "
+            f"{ms.get('ComputeFlow', 0):.0f} | "
+            f"{ms.get('ComputeTrajectories', 0):.0f} |")
+    return '\n'.join(out)
+
+
 def hog_table(rep: Dict) -> str:
     """HOG along the trajectories: worker vs training device."""
     peak = rep['device_peak_mib']
@@ -72,7 +95,9 @@ def main() -> None:
     for path in sys.argv[1:]:
         with open(path) as f:
             rep = json.load(f)
-        if 'runs' in rep:
+        if 'scaling' in rep:
+            print(scaling_table(rep))
+        elif 'runs' in rep:
             print(data_tables(rep))
         elif 'worker_ms_per_clip' in rep:
             print(hog_table(rep))

@@ -121,3 +121,30 @@ def test_pretraining_with_hog_computed_on_the_device(synthetic_root,
     for r in rows:
         assert np.isfinite(r['loss_hog']) and r['loss_hog'] > 0
         assert r['hog_target_abs'] > 0.01
+
+
+def test_repeated_sampling_recipe_keeps_samples_steps_and_lr(long_clip,
+                                                             tmp_path):
+    from mme_plugin.registry import DATASETS
+    register_all_modules()
+    cfg = Config.fromfile('configs/mme/pretrain_k400_dis_rep2.py')
+    base = Config.fromfile('configs/mme/pretrain_k400_dis.py')
+    loader, reps = cfg.train_dataloader, cfg.train_dataloader.dataset
+    reps = reps.num_repeats
+    # 64 samples per GPU, the same number of steps, the same lr per sample
+    assert loader.batch_size * reps == base.train_dataloader.batch_size
+    assert cfg.train_cfg.max_epochs * reps == base.train_cfg.max_epochs
+    assert cfg.param_scheduler[0].end * reps == base.param_scheduler[0].end
+    assert cfg.param_scheduler[1].T_max * reps == \
+        base.param_scheduler[1].T_max
+    assert cfg.auto_scale_lr.base_batch_size * reps == \
+        base.auto_scale_lr.base_batch_size
+    ann = tmp_path / 'list.txt'
+    ann.write_text(f'{osp.basename(long_clip)} 0\n')
+    ds_cfg = dict(cfg.train_dataloader.dataset, ann_file=str(ann),
+                  data_prefix=dict(video=osp.dirname(long_clip)))
+    samples = DATASETS.build(ds_cfg).prepare_data(0)
+    assert len(samples) == reps
+    for s in samples:
+        assert s['inputs'].shape == (1, 3, 16, 224, 224)
+        assert s['data_samples'].hog_frames.shape == (8, 5, 224, 224, 3)

@@ -173,7 +173,8 @@ def render_clip(label: int,
     return np.stack(frames), info
 
 
-def write_video(path: str, frames: np.ndarray, fps: int = 30) -> None:
+def write_video(path: str, frames: np.ndarray, fps: int = 30,
+                gop: Optional[int] = None) -> None:
     """Write RGB frames to an H.264 mp4 file with PyAV.
 
     Args:
@@ -181,6 +182,8 @@ def write_video(path: str, frames: np.ndarray, fps: int = 30) -> None:
         frames (np.ndarray): uint8 frames, T x H x W x 3, RGB. Height and
             width must be even (yuv420p).
         fps (int): Frame rate. Defaults to 30.
+        gop (int, optional): Maximum keyframe interval. Defaults to None
+            (x264's default, 250 frames).
     """
     import av
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
@@ -192,6 +195,8 @@ def write_video(path: str, frames: np.ndarray, fps: int = 30) -> None:
         stream.width, stream.height = w, h
         stream.pix_fmt = 'yuv420p'
         stream.options = {'crf': '12', 'preset': 'fast'}
+        if gop is not None:
+            stream.options = dict(stream.options, g=str(gop))
         for frame in frames:
             vf = av.VideoFrame.from_ndarray(frame, format='rgb24')
             for packet in stream.encode(vf):
