@@ -58,6 +58,19 @@ def test_flow_backends_recover_a_known_shift(backend):
     assert abs(np.median(inner[..., 1]) + 1) < 0.25
 
 
+@pytest.mark.parametrize('backend', [FarnebackFlow(),
+                                     DISFlow(preset='fast', scale=0.5)])
+def test_chained_flows_equal_pairwise_flows(backend):
+    # chain() converts each frame once; it must not change the flows
+    a, b = _shifted_pair(2, -1)
+    c, _ = _shifted_pair(4, -2)
+    frames = [a, b, c[::-1].copy()]
+    got = backend.chain(frames)
+    assert got.shape == (2, 64, 96, 2)
+    np.testing.assert_array_equal(got[0], backend(a, b))
+    np.testing.assert_array_equal(got[1], backend(b, frames[2]))
+
+
 @pytest.fixture()
 def video(tmp_path):
     rng = np.random.default_rng(2)

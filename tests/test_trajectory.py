@@ -112,3 +112,60 @@ def test_broken_flow_is_refused_not_trained_on():
     flows = _constant_flows(4, 64, 64, 128.0, 128.0)[None]
     with pytest.raises(RuntimeError, match='valid trajectories'):
         _targets(flows)
+
+
+def test_all_tubes_at_once_equal_tracking_each_tube():
+    # ComputeTrajectories tracks every tube in one vectorized pass; it must
+    # match track_points tube by tube, points leaving the frame included.
+    from mme_plugin.datasets.transforms import (ComputeTrajectories,
+                                                grid_points, track_points)
+    rng = np.random.default_rng(0)
+    flows = rng.normal(0, 3, (3, 4, 32, 48, 2)).astype(np.float32)
+    flows[1] += (9.0, 0.0)  # tube 1 drifts right: points leave the frame
+    res = ComputeTrajectories(grid_step=8)(dict(flows=flows))
+    start = grid_points(32, 48, 8)
+    for i in range(3):
+        pos, valid = track_points(flows[i], start)
+        np.testing.assert_array_equal(res['traj_positions'][i], pos)
+        np.testing.assert_array_equal(res['traj_valid'][i], valid)
+    assert not res['traj_valid'][1].all() and res['traj_valid'][0].any()
+
+
+def test_tracking_on_half_resolution_flow_matches_upsampled_flow():
+    # ComputeFlow(full_res=False) keeps DIS/Farneback flow at scale 0.5;
+    # tracking there must agree with tracking the upsampled flow.
+    from mme_plugin.datasets.transforms import ComputeTrajectories, resize_flow
+    yy, xx = np.mgrid[0:16, 0:24].astype(np.float32)
+    # smooth, non-uniform half-resolution flow (in half-res pixels); a
+    # half-pixel error in the coordinate mapping moves points ~0.9 px here
+    low = np.stack([1.0 + 0.8 * np.sin(xx / 2.5), 0.5 * np.cos(yy / 2.0)],
+                   -1)
+    low = np.broadcast_to(low, (2, 3, 16, 24, 2)).copy()
+    low[1] *= -1.5
+    full = np.stack([[resize_flow(f, (48, 32)) for f in tube]
+                     for tube in low])
+    dense = np.zeros((2, 4, 32, 48, 3), np.uint8)
+    t = ComputeTrajectories(grid_step=8)
+    ref = t(dict(flows=full, dense_imgs=dense))
+    got = t(dict(flows=low, dense_imgs=dense))
+    assert got['traj_positions'].shape == ref['traj_positions'].shape
+    moved = np.abs(ref['traj_positions'][:, -1] - ref['traj_positions'][:, 0])
+    assert moved.max() > 3  # real motion, several pixels
+    inner = ref['traj_valid'] & got['traj_valid']
+    assert inner.mean() > 0.5
+    np.testing.assert_allclose(got['traj_positions'],
+                               ref['traj_positions'], atol=0.05)
+    np.testing.assert_array_equal(got['traj_valid'], ref['traj_valid'])
+
+
+def test_half_resolution_flow_before_a_crop_is_refused():
+    from mme_plugin.datasets.transforms import (ComputeFlow,
+                                                MotionMultiScaleCrop)
+    with pytest.raises(ValueError, match='full_res=False'):
+        ComputeFlow(cache_dir='x', full_res=False)
+    res = dict(imgs=[np.zeros((32, 48, 3), np.uint8)] * 2,
+               dense_imgs=np.zeros((1, 2, 32, 48, 3), np.uint8),
+               flows=np.zeros((1, 1, 16, 24, 2), np.float32),
+               img_shape=(32, 48), modality='RGB')
+    with pytest.raises(RuntimeError, match='must come after all crop'):
+        MotionMultiScaleCrop(input_size=16)(res)

@@ -19,10 +19,12 @@ train_pipeline = [
          scales=(1, .875, .75, .66), random_crop=False, max_wh_scale_gap=1,
          num_fixed_crops=13),
     dict(type='MotionResize', scale=(224, 224), keep_ratio=False),
-    # Flow of the crops: fewer pixels and no flow resampling. (A flow cache
-    # holds flows of the original frames, so it cannot be used here.)
+    # Flow of the crops: fewer pixels and no flow resampling; kept at half
+    # resolution, where the tracker samples it (full_res=False). (A flow
+    # cache holds flows of the original frames, so it cannot be used here.)
     dict(type='ComputeFlow',
-         backend=dict(type='DISFlow', preset='ultrafast', scale=0.5)),
+         backend=dict(type='DISFlow', preset='ultrafast', scale=0.5),
+         full_res=False),
     dict(type='ComputeTrajectories', grid_step=8),
     dict(type='PrepareHOGInputs', mode='trajectory'),
     dict(type='BuildMMETargets', patch_size=16, norm='patch_std'),

@@ -89,6 +89,20 @@ class _FlowBackend:
         return self._flow(_to_gray(prev, self.scale),
                           _to_gray(nxt, self.scale)).astype(np.float32)
 
+    def chain(self, frames: Sequence[np.ndarray],
+              full_res: bool = True) -> np.ndarray:
+        """Flows between consecutive ``frames``: ``[len - 1, H, W, 2]``,
+        like ``__call__`` on each pair, each frame converted once. With
+        ``full_res=False`` they stay at the working resolution, in its
+        pixels (what :meth:`working_res` gives)."""
+        grays = [_to_gray(f, self.scale) for f in frames]
+        shape = np.shape(frames[0])[:2]
+        flows = [self._flow(a, b).astype(np.float32)
+                 for a, b in zip(grays[:-1], grays[1:])]
+        if full_res:
+            flows = [_to_full_res(f, shape) for f in flows]
+        return np.stack(flows)
+
     def __call__(self, prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
         """Flow from ``prev`` to ``nxt`` (uint8 RGB or gray), HxWx2 float32.
 
@@ -284,7 +298,9 @@ class ComputeFlow(BaseTransform):
     cache also ``filename``, ``dense_frame_inds`` and ``total_frames``, and
     the transform must come before any geometric augmentation (the cache
     holds flows of the original frames). Added key: ``flows``
-    (``[N_tubes, L, H, W, 2]`` float32, pixels of the current frame size).
+    (``[N_tubes, L, H, W, 2]`` float32, pixels of the current frame size;
+    with ``full_res=False`` ``[N_tubes, L, h, w, 2]`` at the backend's
+    working resolution, in its pixels).
 
     Args:
         backend (dict): Flow backend config, e.g.
@@ -299,15 +315,27 @@ class ComputeFlow(BaseTransform):
             ``'readwrite'``: compute the whole video's flows and store them.
             Defaults to ``'read'``.
         data_root (str, optional): Root that cache paths are relative to.
+        full_res (bool): Resample flows computed at a reduced ``scale`` to
+            the frame size. False keeps them at the working resolution and
+            :class:`ComputeTrajectories` samples them there (no upsampling;
+            faster). Only for a ComputeFlow that comes after all geometric
+            transforms, without a cache. Defaults to True.
     """
 
     def __init__(self,
                  backend: Dict = dict(type='FarnebackFlow'),
                  cache_dir: Optional[str] = None,
                  cache_mode: str = 'read',
-                 data_root: Optional[str] = None) -> None:
+                 data_root: Optional[str] = None,
+                 full_res: bool = True) -> None:
         if cache_mode not in ('read', 'readwrite'):
             raise ValueError("cache_mode must be 'read' or 'readwrite'")
+        if cache_dir and not full_res:
+            raise ValueError(
+                'ComputeFlow(full_res=False) is for flow computed after '
+                'crop/resize; a cache holds flows of the original frames, '
+                'which crop/resize need at full resolution')
+        self.full_res = full_res
         self.backend_cfg = backend
         self.backend = build_flow_backend(backend)
         self.cache = FlowCache(cache_dir, data_root) if cache_dir else None
@@ -315,6 +343,9 @@ class ComputeFlow(BaseTransform):
 
     def _compute(self, dense: np.ndarray) -> np.ndarray:
         n, s = dense.shape[:2]
+        chain = getattr(self.backend, 'chain', None)  # any callable works
+        if chain is not None:
+            return np.stack([chain(d, self.full_res) for d in dense])
         flows = np.empty((n, s - 1, *dense.shape[2:4], 2), np.float32)
         for i in range(n):
             for j in range(s - 1):
@@ -375,4 +406,4 @@ class ComputeFlow(BaseTransform):
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(backend={self.backend_cfg}, '
                 f'cache_dir={self.cache.root if self.cache else None}, '
-                f'cache_mode={self.cache_mode})')
+                f'cache_mode={self.cache_mode}, full_res={self.full_res})')

@@ -19,8 +19,8 @@ from mmcv.transforms import BaseTransform
 
 from mme_plugin.registry import TRANSFORMS
 
-__all__ = ['grid_points', 'sample_bilinear', 'track_points',
-           'ComputeTrajectories']
+__all__ = ['grid_points', 'sample_bilinear', 'sample_bilinear_batch',
+           'track_points', 'ComputeTrajectories']
 
 
 def grid_points(height: int, width: int, step: int = 8) -> np.ndarray:
@@ -53,6 +53,31 @@ def sample_bilinear(field: np.ndarray, xy: np.ndarray) -> np.ndarray:
     wy = (y - y0)[..., None]
     top = field[y0, x0] * (1 - wx) + field[y0, x1] * wx
     bottom = field[y1, x0] * (1 - wx) + field[y1, x1] * wx
+    return (top * (1 - wy) + bottom * wy).astype(np.float32)
+
+
+def sample_bilinear_batch(fields: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    """:func:`sample_bilinear` of ``fields[i]`` at ``xy[i]`` for every i.
+
+    Args:
+        fields (np.ndarray): ``[N, H, W, C]``.
+        xy (np.ndarray): ``[N, ..., 2]`` float positions (x, y).
+
+    Returns:
+        np.ndarray: ``[N, ..., C]`` float32.
+    """
+    n, h, w = fields.shape[:3]
+    x = np.clip(xy[..., 0], 0, w - 1)
+    y = np.clip(xy[..., 1], 0, h - 1)
+    x0 = np.floor(x).astype(np.int64)
+    y0 = np.floor(y).astype(np.int64)
+    x1 = np.minimum(x0 + 1, w - 1)
+    y1 = np.minimum(y0 + 1, h - 1)
+    wx = (x - x0)[..., None]
+    wy = (y - y0)[..., None]
+    b = np.arange(n).reshape((n, ) + (1, ) * (xy.ndim - 2))
+    top = fields[b, y0, x0] * (1 - wx) + fields[b, y0, x1] * wx
+    bottom = fields[b, y1, x0] * (1 - wx) + fields[b, y1, x1] * wx
     return (top * (1 - wy) + bottom * wy).astype(np.float32)
 
 
@@ -100,11 +125,35 @@ def track_points(
     return np.stack(out), valid
 
 
+def _track_scaled(flows: np.ndarray, start: np.ndarray,
+                  size_wh: Tuple[int, int]) -> np.ndarray:
+    """Track points of a W x H frame through ``[N, L, h, w, 2]`` flows of
+    a reduced resolution (in its pixels), without upsampling the flows.
+
+    A frame position p maps to ``(p + 0.5) * s - 0.5`` (s = h/H, w/W: pixel
+    centres, as ``cv2.resize``) and a displacement d to ``d / s``.
+
+    Returns:
+        np.ndarray: positions ``[N, L + 1, ..., 2]`` in frame pixels.
+    """
+    n, num, fh, fw = flows.shape[:4]
+    s = np.array([fw / size_wh[0], fh / size_wh[1]], np.float32)
+    pos = np.broadcast_to(start, (n, ) + start.shape).astype(np.float32)
+    out = [pos]
+    for t in range(num):
+        step = sample_bilinear_batch(flows[:, t], (pos + 0.5) * s - 0.5)
+        pos = (pos + step / s).astype(np.float32)
+        out.append(pos)
+    return np.stack(out, 1)
+
+
 @TRANSFORMS.register_module()
 class ComputeTrajectories(BaseTransform):
     """Track a point grid through each tube's flows.
 
-    Required key: ``flows`` (``[N, L, H, W, 2]``). Added keys:
+    Required key: ``flows`` (``[N, L, H, W, 2]``; at a reduced resolution
+    from ``ComputeFlow(full_res=False)``, sampled there, the frame size
+    then being that of ``dense_imgs``). Added keys:
     ``traj_positions`` (``[N, L + 1, H // step, W // step, 2]`` float32, (x, y)
     in pixels of the current frame) and ``traj_valid``
     (``[N, H // step, W // step]`` bool).
@@ -124,15 +173,35 @@ class ComputeTrajectories(BaseTransform):
     def transform(self, results: Dict) -> Dict:
         """Track the points."""
         flows = results['flows']
-        n, _, h, w = flows.shape[:4]
+        n, num, fh, fw = flows.shape[:4]
+        h, w = (results['dense_imgs'].shape[2:4]
+                if 'dense_imgs' in results else (fh, fw))
         start = grid_points(h, w, self.grid_step)
-        positions, valids = [], []
-        for i in range(n):
-            p, v = track_points(flows[i], start, self.release_compat)
-            positions.append(p)
-            valids.append(v)
-        results['traj_positions'] = np.stack(positions)
-        results['traj_valid'] = np.stack(valids)
+        if (fh, fw) != (h, w):  # ComputeFlow(full_res=False)
+            if self.release_compat:
+                raise ValueError('release_compat tracking needs full-size '
+                                 'flows: use ComputeFlow(full_res=True)')
+            positions = _track_scaled(flows, start, (w, h))
+            valids = _inside(positions, h, w).all(1)
+        elif self.release_compat:
+            positions, valids = [], []
+            for i in range(n):
+                p, v = track_points(flows[i], start, self.release_compat)
+                positions.append(p)
+                valids.append(v)
+            positions, valids = np.stack(positions), np.stack(valids)
+        else:  # all tubes at once; the same as track_points per tube
+            pos = np.broadcast_to(start, (n, ) + start.shape).astype(
+                np.float32)
+            out = [pos]
+            for t in range(num):
+                pos = (pos + sample_bilinear_batch(flows[:, t], pos)).astype(
+                    np.float32)
+                out.append(pos)
+            positions = np.stack(out, 1)
+            valids = _inside(positions, h, w).all(1)
+        results['traj_positions'] = positions
+        results['traj_valid'] = valids
         results['traj_grid_step'] = self.grid_step
         return results
 
