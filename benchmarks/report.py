@@ -74,6 +74,17 @@ def scaling_table(rep: Dict) -> str:
     return '\n'.join(out)
 
 
+def decode_table(rep: Dict) -> str:
+    """Decoding one clip's frames by offset, GOP and decoder."""
+    out = [f"Machine: {rep['machine']}.", '',
+           '| keyframe interval | file KiB | clip offset | decord ms | '
+           'PyAV ms |', '|---|---|---|---|---|']
+    for r in rep['decode']:
+        out.append(f"| {r['gop']} | {r['kib']} | {r['offset']} | "
+                   f"{r['decord_ms']:.0f} | {r['pyav_ms']:.0f} |")
+    return '\n'.join(out)
+
+
 def hog_table(rep: Dict) -> str:
     """HOG along the trajectories: worker vs training device."""
     peak = rep['device_peak_mib']
@@ -95,7 +106,9 @@ def main() -> None:
     for path in sys.argv[1:]:
         with open(path) as f:
             rep = json.load(f)
-        if 'scaling' in rep:
+        if 'decode' in rep:
+            print(decode_table(rep))
+        elif 'scaling' in rep:
             print(scaling_table(rep))
         elif 'runs' in rep:
             print(data_tables(rep))
