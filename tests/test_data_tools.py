@@ -1,6 +1,7 @@
 """Annotation-list builders, video checks, cache extraction, visualisation."""
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -178,6 +179,23 @@ def test_visualize_tool_writes_png_and_gif(synthetic_root, tmp_path):
     assert png.size[0] > 400 and np.asarray(png).std() > 10
     gif = Image.open(tmp_path / 'rotate_cw_0000.gif')
     assert gif.n_frames == 5  # L + 1 dense frames of tube 0
+
+
+def test_dataloader_benchmark_runs_past_the_end_of_an_epoch(
+        synthetic_root, tmp_path):
+    # 24 clips in batches of 12: 2 per epoch; warm-up 1 + 3 timed batches
+    proc = run_tool([
+        sys.executable, 'tools/analysis/bench_dataloader.py',
+        'configs/mme/pretrain_tiny_synthetic.py', '--workers', '0',
+        '--batch-size', '12', '--batches', '3', '--warmup', '1',
+        '--cfg-options',
+        f'train_dataloader.dataset.ann_file={synthetic_root}/train.txt',
+        f'train_dataloader.dataset.data_prefix.video={synthetic_root}',
+        f'train_dataloader.dataset.pipeline.3.cache_dir={tmp_path}/fc',
+        f'train_dataloader.dataset.pipeline.3.data_root={synthetic_root}'])
+    m = re.search(r'([\d.]+) clips/s with 0 workers \(([\d.]+) per worker\)'
+                  r', batch 12', proc.stdout)
+    assert m and float(m.group(1)) > 0 and m.group(1) == m.group(2)
 
 
 def test_dataset_names_missing_videos_and_bad_lines(tmp_path):

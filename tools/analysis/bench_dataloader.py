@@ -6,7 +6,8 @@ worker.
 
 Example:
     python tools/analysis/bench_dataloader.py configs/mme/pretrain_k400.py \
-        --workers 8 --batch-size 16 --batches 20
+        --workers 8 --batch-size 16 --batches 20 \
+        --cfg-options train_dataloader.dataset.ann_file=LIST
 """
 import argparse
 import os.path as osp
@@ -15,6 +16,8 @@ import time
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
+
+from mmengine.config import DictAction  # noqa: E402
 
 
 def main() -> None:
@@ -25,6 +28,9 @@ def main() -> None:
     parser.add_argument('--batch-size', type=int, default=None)
     parser.add_argument('--batches', type=int, default=10)
     parser.add_argument('--warmup', type=int, default=2)
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings, e.g. '
+                        'train_dataloader.dataset.ann_file=LIST')
     args = parser.parse_args()
     from mmengine.config import Config
     from mmengine.runner import Runner
@@ -32,6 +38,8 @@ def main() -> None:
     from mme_plugin.utils import register_all_modules
     register_all_modules()
     cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
     loader_cfg = cfg.train_dataloader.copy()
     if args.workers is not None:
         loader_cfg.num_workers = args.workers
@@ -39,7 +47,16 @@ def main() -> None:
     if args.batch_size is not None:
         loader_cfg.batch_size = args.batch_size
     loader = Runner.build_dataloader(loader_cfg, seed=0)
-    it = iter(loader)
+
+    def batches():
+        epoch = 0
+        while True:  # small lists: go on into the next epochs
+            if hasattr(loader.sampler, 'set_epoch'):
+                loader.sampler.set_epoch(epoch)
+            yield from loader
+            epoch += 1
+
+    it = batches()
     for _ in range(args.warmup):
         next(it)
     clips = 0
