@@ -273,3 +273,15 @@ def test_device_hog_errors_name_the_fix():
         _hog_mme(hog_target=False)(x, _hog_samples())
     with pytest.raises(ValueError, match=r"head_dims\['hog'\] to 216"):
         _hog_mme(hog_dims=108)(x, _hog_samples())
+
+
+def test_device_hog_stays_float32_under_autocast():
+    from mme_plugin.models import PointHOG
+    samples = _hog_samples()
+    frames = torch.stack([ds.hog_frames for ds in samples])
+    points = torch.stack([ds.hog_points for ds in samples])
+    ref = PointHOG(cell_size=4)(frames, points, 8)
+    with torch.autocast(device_type='cpu', dtype=torch.bfloat16):
+        got = PointHOG(cell_size=4)(frames, points, 8)
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got, ref)

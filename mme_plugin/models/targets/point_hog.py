@@ -78,9 +78,12 @@ class PointHOG(nn.Module):
             raise ValueError(f'point grid {gh}x{gw} does not tile into the '
                              f'{hp}x{wp} patches of {h}x{w} frames')
         k = gh // hp
-        hog = hog_at_points(frames.flatten(0, 2), points.flatten(0, 2),
-                            self.nbins, self.cell_size, self.channels,
-                            self.chunk)
+        # Targets in float32 even inside the AMP step (fp16 Sobel gradients
+        # of [0, 1] pixels would lose the small ones).
+        with torch.autocast(device_type=frames.device.type, enabled=False):
+            hog = hog_at_points(frames.flatten(0, 2),
+                                points.flatten(0, 2).float(), self.nbins,
+                                self.cell_size, self.channels, self.chunk)
         if self.norm == 'l2':
             hog = l2_normalize_cells(hog, self.nbins, self.eps)
         d = hog.shape[-1]
