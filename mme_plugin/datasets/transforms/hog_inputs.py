@@ -1,13 +1,14 @@
 """Hand the HOG inputs to the model instead of computing HOG in a worker.
 
 HOG along the trajectory needs a 27-channel cell-histogram map of every dense
-frame (40 per clip in the recipe); on one CPU thread that is ~300 ms per
-clip, most of the worker's time (``docs/benchmarks.md``). The release
-computes its HOG on the GPU inside the training step (``mme-spec.md`` 2.7,
-``engine.py:80-103``). :class:`PrepareHOGInputs` does the cheap part here:
-it keeps the (cropped, resized) frames and the points whose histograms are
-wanted, and the model's ``hog_target`` (:class:`~mme_plugin.models.PointHOG`)
-computes the histograms on the training device.
+frame (40 per clip in the recipe); on one CPU thread that is 0.3-0.65 s per
+clip, many times the rest of the worker's work (``docs/benchmarks.md``).
+The release computes its HOG on the GPU inside the training step
+(``mme-spec.md`` 2.7, ``engine.py:80-103``). :class:`PrepareHOGInputs`
+does the cheap part here: it keeps the (cropped, resized) frames and the
+points whose histograms are wanted, and the model's ``hog_target``
+(:class:`~mme_plugin.models.PointHOG`) computes the histograms on the
+training device.
 """
 from typing import Dict
 

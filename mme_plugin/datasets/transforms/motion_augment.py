@@ -29,7 +29,7 @@ __all__ = ['MotionMultiScaleCrop', 'MotionResize', 'MotionFlip']
 _MOTION_KEYS = ('dense_imgs', 'flows')
 
 
-def _check_not_lazy(transform, results: Dict) -> None:
+def _check_inputs(transform, results: Dict) -> None:
     if getattr(transform, 'lazy', False):
         raise ValueError(f'{type(transform).__name__} does not support '
                          'lazy=True')
@@ -53,7 +53,7 @@ class MotionMultiScaleCrop(MultiScaleCrop):
 
     def transform(self, results: Dict) -> Dict:
         """Crop frames, dense frames and flows with one box."""
-        _check_not_lazy(self, results)
+        _check_inputs(self, results)
         results = super().transform(results)
         x1, y1, x2, y2 = [int(v) for v in results['crop_bbox']]
         for key in _MOTION_KEYS:
@@ -75,7 +75,7 @@ class MotionResize(Resize):
 
     def transform(self, results: Dict) -> Dict:
         """Resize frames, dense frames and flows."""
-        _check_not_lazy(self, results)
+        _check_inputs(self, results)
         results = super().transform(results)
         new_h, new_w = results['img_shape']
         if 'dense_imgs' in results:
@@ -109,7 +109,7 @@ class MotionFlip(Flip):
 
     def transform(self, results: Dict) -> Dict:
         """Flip frames, dense frames and flows together."""
-        _check_not_lazy(self, results)
+        _check_inputs(self, results)
         results.setdefault('modality', 'RGB')
         results = super().transform(results)
         if not results['flip']:

@@ -125,24 +125,31 @@ def track_points(
     return np.stack(out), valid
 
 
-def _track_scaled(flows: np.ndarray, start: np.ndarray,
-                  size_wh: Tuple[int, int]) -> np.ndarray:
-    """Track points of a W x H frame through ``[N, L, h, w, 2]`` flows of
-    a reduced resolution (in its pixels), without upsampling the flows.
+def _track_all(flows: np.ndarray, start: np.ndarray,
+               size_wh: Tuple[int, int]) -> np.ndarray:
+    """Track points of a W x H frame through the ``[N, L, h, w, 2]`` flows
+    of all N tubes at once (as :func:`track_points` per tube).
 
-    A frame position p maps to ``(p + 0.5) * s - 0.5`` (s = h/H, w/W: pixel
-    centres, as ``cv2.resize``) and a displacement d to ``d / s``.
+    Flows of a reduced resolution (in its pixels) are sampled there, not
+    upsampled: a frame position p maps to ``(p + 0.5) * s - 0.5`` (s = h/H,
+    w/W: pixel centres, as ``cv2.resize``) and a displacement d to
+    ``d / s``.
 
     Returns:
         np.ndarray: positions ``[N, L + 1, ..., 2]`` in frame pixels.
     """
     n, num, fh, fw = flows.shape[:4]
+    scaled = (fw, fh) != tuple(size_wh)
     s = np.array([fw / size_wh[0], fh / size_wh[1]], np.float32)
     pos = np.broadcast_to(start, (n, ) + start.shape).astype(np.float32)
     out = [pos]
     for t in range(num):
-        step = sample_bilinear_batch(flows[:, t], (pos + 0.5) * s - 0.5)
-        pos = (pos + step / s).astype(np.float32)
+        if scaled:
+            step = sample_bilinear_batch(flows[:, t],
+                                         (pos + 0.5) * s - 0.5) / s
+        else:
+            step = sample_bilinear_batch(flows[:, t], pos)
+        pos = (pos + step).astype(np.float32)
         out.append(pos)
     return np.stack(out, 1)
 
@@ -173,32 +180,22 @@ class ComputeTrajectories(BaseTransform):
     def transform(self, results: Dict) -> Dict:
         """Track the points."""
         flows = results['flows']
-        n, num, fh, fw = flows.shape[:4]
+        n, _, fh, fw = flows.shape[:4]
         h, w = (results['dense_imgs'].shape[2:4]
                 if 'dense_imgs' in results else (fh, fw))
         start = grid_points(h, w, self.grid_step)
-        if (fh, fw) != (h, w):  # ComputeFlow(full_res=False)
-            if self.release_compat:
+        if self.release_compat:
+            if (fh, fw) != (h, w):
                 raise ValueError('release_compat tracking needs full-size '
                                  'flows: use ComputeFlow(full_res=True)')
-            positions = _track_scaled(flows, start, (w, h))
-            valids = _inside(positions, h, w).all(1)
-        elif self.release_compat:
             positions, valids = [], []
             for i in range(n):
                 p, v = track_points(flows[i], start, self.release_compat)
                 positions.append(p)
                 valids.append(v)
             positions, valids = np.stack(positions), np.stack(valids)
-        else:  # all tubes at once; the same as track_points per tube
-            pos = np.broadcast_to(start, (n, ) + start.shape).astype(
-                np.float32)
-            out = [pos]
-            for t in range(num):
-                pos = (pos + sample_bilinear_batch(flows[:, t], pos)).astype(
-                    np.float32)
-                out.append(pos)
-            positions = np.stack(out, 1)
+        else:
+            positions = _track_all(flows, start, (w, h))
             valids = _inside(positions, h, w).all(1)
         results['traj_positions'] = positions
         results['traj_valid'] = valids
