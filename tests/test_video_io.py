@@ -44,6 +44,21 @@ def test_width_decord_mishandles_falls_back(tmp_path):
     assert res['imgs'][0].shape == (64, 48, 3)
 
 
+def test_width_decord_mishandles_passes_the_checker_and_fills_the_cache(
+        tmp_path):
+    # The dataset checker and the flow-cache filler decode through the same
+    # PyAV fallback as the pipeline: a 48-px-wide video is fine for all.
+    from mme_plugin.datasets.transforms import ComputeFlow
+    from mme_plugin.datasets.video_check import check_video
+    path = str(tmp_path / 'w48.mp4')
+    frames, _ = render_clip(0, 8, (64, 48), seed=2)
+    write_video(path, frames)
+    assert check_video(path) is None
+    flow = ComputeFlow(cache_dir=str(tmp_path / 'c'), cache_mode='readwrite')
+    flow.fill(path)
+    assert flow.cache.check(path, flow.backend.tag, 8) is None
+
+
 def test_missing_empty_and_corrupt_files(tmp_path):
     with pytest.raises(VideoReadError, match='no such video file'):
         VideoInit()(dict(filename=str(tmp_path / 'missing.mp4')))

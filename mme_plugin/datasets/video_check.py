@@ -5,7 +5,7 @@ from typing import Callable, Iterable, List, Optional, Tuple
 
 import numpy as np
 
-from .transforms.video_io import VideoReadError, open_video
+from .transforms.video_io import VideoReadError, get_frames, open_video
 
 __all__ = ['check_video', 'check_videos']
 
@@ -28,7 +28,7 @@ def check_video(path: str, min_frames: int = 1,
                     'needed')
         if decode_probe:
             n = reader.num_frames
-            frames = reader.get_batch(sorted({0, n // 2, n - 1}))
+            frames, _ = get_frames(reader, path, sorted({0, n // 2, n - 1}))
             if any(np.asarray(f).ndim != 3 for f in frames):
                 return 'decoded frames have a wrong shape'
     except VideoReadError as e:

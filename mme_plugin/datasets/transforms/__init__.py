@@ -11,7 +11,7 @@ from .rand_augment import RAND_AUGMENT_OPS, VideoRandAugment
 from .trajectory import (ComputeTrajectories, grid_points, sample_bilinear,
                          track_points)
 from .video_io import (DecordReader, PyAVReader, VideoDecode, VideoInit,
-                       VideoReadError, open_video)
+                       VideoReadError, get_frames, open_video)
 
 __all__ = [
     'DenseSampleFrames', 'ShortVideoError', 'ComputeFlow', 'DISFlow',
@@ -22,5 +22,6 @@ __all__ = [
     'resize_flow', 'BuildMMETargets', 'patch_std', 'RAND_AUGMENT_OPS',
     'VideoRandAugment', 'ComputeTrajectories',
     'grid_points', 'sample_bilinear', 'track_points', 'DecordReader',
-    'PyAVReader', 'VideoDecode', 'VideoInit', 'VideoReadError', 'open_video'
+    'PyAVReader', 'VideoDecode', 'VideoInit', 'VideoReadError', 'open_video',
+    'get_frames'
 ]

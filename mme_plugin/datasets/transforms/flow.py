@@ -389,15 +389,16 @@ class ComputeFlow(BaseTransform):
             reader (optional): An already opened reader of ``video``
                 (:func:`open_video`), to avoid opening it twice.
         """
+        from .video_io import get_frames, open_video
         if reader is None:
-            from .video_io import open_video
             reader = open_video(video)
         total = reader.num_frames if total is None else total
         flows, prev = [], None
         step = 64
         for start in range(0, total, step):
             idx = list(range(start, min(total, start + step)))
-            for frame in reader.get_batch(idx):
+            batch, reader = get_frames(reader, video, idx)  # PyAV fallback
+            for frame in batch:
                 if prev is not None:
                     flows.append(self.backend.working_res(prev, frame))
                 prev = frame

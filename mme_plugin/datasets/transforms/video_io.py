@@ -6,15 +6,15 @@ tries decord first (fast random access) and falls back to PyAV, which decodes
 sequentially and keeps only the requested frames.
 """
 import os.path as osp
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Sequence, Tuple
 
 import numpy as np
 from mmcv.transforms import BaseTransform
 
 from mme_plugin.registry import TRANSFORMS
 
-__all__ = ['VideoReadError', 'open_video', 'VideoInit', 'VideoDecode',
-           'PyAVReader', 'DecordReader']
+__all__ = ['VideoReadError', 'open_video', 'get_frames', 'VideoInit',
+           'VideoDecode', 'PyAVReader', 'DecordReader']
 
 
 class VideoReadError(RuntimeError):
@@ -86,6 +86,33 @@ class PyAVReader:
                 f'decoded (the file reports {self.num_frames} frames but ends '
                 'early; it is probably truncated). Re-encode or remove it.')
         return [frames[int(i)] for i in indices]
+
+
+def get_frames(reader: Any, filename: str,
+               indices: Sequence[int]) -> Tuple[List[np.ndarray], Any]:
+    """Decode ``indices`` with ``reader``, retrying with PyAV where decord
+    fails (some widths, some containers).
+
+    Args:
+        reader: A reader from :func:`open_video`.
+        filename (str): The video (named in errors, reopened for PyAV).
+        indices (Sequence[int]): Frame indices.
+
+    Returns:
+        tuple: The frames and the reader that decoded them.
+
+    Raises:
+        VideoReadError: If PyAV fails too.
+    """
+    try:
+        return reader.get_batch(indices), reader
+    except VideoReadError:
+        raise
+    except Exception as e:  # noqa: BLE001 - decord failure: try PyAV
+        if isinstance(reader, PyAVReader):
+            raise VideoReadError(f'{filename}: decoding failed ({e}).') from e
+        reader = PyAVReader(filename)
+        return reader.get_batch(indices), reader
 
 
 def open_video(filename: str, backend: str = 'auto') -> Any:
@@ -196,17 +223,8 @@ class VideoDecode(BaseTransform):
                     f"{results['filename']}: frame index {int(a.max())} out "
                     f'of range for a video of {total} frames.')
         unique = np.unique(np.concatenate(flat)) if flat else np.array([])
-        try:
-            frames = reader.get_batch(unique.tolist())
-        except VideoReadError:
-            raise
-        except Exception as e:  # noqa: BLE001 - decord failure: try PyAV
-            if isinstance(reader, PyAVReader):
-                raise VideoReadError(
-                    f"{results['filename']}: decoding failed ({e}).") from e
-            reader = PyAVReader(results['filename'])
-            results['video_reader'] = reader
-            frames = reader.get_batch(unique.tolist())
+        frames, results['video_reader'] = get_frames(
+            reader, results['filename'], unique.tolist())
         lut = {int(i): f for i, f in zip(unique, frames)}
         # Every use gets its own array: stock transforms (Flip, ...) work in
         # place, and a frame shared by two positions would be hit twice.
