@@ -16,6 +16,9 @@ Example:
     # cost vs clip length, trajectory length L and crop size:
     python benchmarks/data_pipeline.py --clips 4 --scaling \
         --out work_dirs/benchmarks_data_scaling.json
+    # flow choices against release Farneback on your own videos:
+    python benchmarks/data_pipeline.py --agreement data/k400/val/*.mp4 \
+        --out work_dirs/flow_agreement.json
 """
 import argparse
 import json
@@ -183,6 +186,37 @@ def flow_accuracy(n_clips: int = 8) -> Dict[str, Dict[str, float]]:
             for k, d in errors.items()}
 
 
+def flow_agreement(videos: List[str], starts: int = 4
+                   ) -> Dict[str, Dict[str, float]]:
+    """Trajectory end-point distance (px, L = 4, 224 x 224 frames) of each
+    backend from release Farneback on YOUR videos (no ground truth there):
+    ``starts`` clips of 5 consecutive frames spread over each video."""
+    from mme_plugin.datasets.transforms import get_frames, open_video
+    register_all_modules()
+    dist: Dict[str, List[float]] = {}
+    grid = grid_points(224, 224, 8).reshape(-1, 2)
+    for video in videos:
+        reader = open_video(video)
+        n = reader.num_frames
+        for k in range(starts):
+            s0 = (n - 5) * (k + 1) // (starts + 1)
+            frames, reader = get_frames(reader, video, range(s0, s0 + 5))
+            frames = [cv2.resize(np.asarray(f), (224, 224),
+                                 interpolation=cv2.INTER_AREA)
+                      for f in frames]
+            ends = {}
+            for name, cfg in BACKENDS.items():
+                backend = TRANSFORMS.build(dict(type='ComputeFlow',
+                                                backend=cfg)).backend
+                pos, _ = track_points(backend.chain(frames), grid)
+                ends[name] = pos[-1]
+            ref = ends['farneback (release)']
+            for name, end in ends.items():
+                dist.setdefault(name, []).append(
+                    float(np.linalg.norm(end - ref, axis=-1).mean()))
+    return {k: dict(vs_release=float(np.mean(v))) for k, v in dist.items()}
+
+
 def scaled_pipeline(base: List[Dict], clip_len: int, traj_len: int,
                     size: int) -> List[Dict]:
     """``base`` with another clip length, trajectory length L and crop
@@ -229,6 +263,10 @@ def main() -> None:
     parser.add_argument('--out', default='work_dirs/benchmarks_data.json')
     parser.add_argument('--frames', type=int, default=300,
                         help="video length (K400's 10 s at 30 fps: 300)")
+    parser.add_argument('--agreement', nargs='+', metavar='VIDEO',
+                        help='only measure how far each flow choice moves '
+                        'the trajectories from release Farneback on these '
+                        'videos (e.g. a few of your dataset)')
     parser.add_argument('--scaling', action='store_true',
                         help='only the scaling runs (clip length, L, size) '
                         'of the fast-flow recipe')
@@ -248,6 +286,16 @@ def main() -> None:
                         pipeline='configs/mme/pretrain_k400.py (16x4, L=4, '
                         f'224x224 from 340x256 clips of {args.frames} '
                         'frames)', runs={})
+    if args.agreement:
+        report['agreement_px'] = flow_agreement(args.agreement)
+        report['agreement_videos'] = args.agreement
+        for k, v in report['agreement_px'].items():
+            print(f"{k:24s} end points {v['vs_release']:.2f} px from "
+                  'release Farneback (L = 4, 224 px)')
+        os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
+        with open(args.out, 'w') as f:
+            json.dump(report, f, indent=1)
+        return
     if args.scaling:
         report['pipeline'] = ('configs/mme/pretrain_k400_dis.py (DIS '
                               'ultrafast x 0.5 on the crops), 340x256 clips')

@@ -5,8 +5,8 @@
 # (docs/benchmarks.md; ~16.5 with pretrain_k400_dis_rep2.py), so no flow
 # cache is needed; the trajectories move by ~0.7 px on average (after
 # L = 4 steps) against Farneback's (synthetic sprites; check on your own
-# clips with benchmarks/data_pipeline.py before you switch). Everything else
-# is the recipe of pretrain_k400.py.
+# videos with `python benchmarks/data_pipeline.py --agreement VIDEO ...`
+# before you switch). Everything else is the recipe of pretrain_k400.py.
 #   tools/dist_train.sh configs/mme/pretrain_k400_dis.py 8
 _base_ = ['./pretrain_k400.py']
 
