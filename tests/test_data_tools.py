@@ -228,3 +228,26 @@ def test_mask_overlay_greys_masked_patches_only():
     patch = out[:16, 16:].astype(int)
     assert np.ptp(patch[0, 0]) < 40  # near grey: channels close together
     assert abs(int(patch[0, 0, 0]) - 131) <= 1  # 0.15 * 250 + 0.85 * 110
+
+
+def test_synthetic_dataset_decodes_identically_when_regenerated(tmp_path):
+    # Lossy x264 encoded the same frames differently now and then (one clip
+    # in 24, depending on the process state); the built-in dataset is
+    # lossless so that every machine and run trains on the same frames.
+    from mme_plugin.datasets.synthetic import make_synthetic_dataset
+    from mme_plugin.datasets.transforms import open_video
+
+    def frames(root):
+        make_synthetic_dataset(str(root), dict(train=3), num_frames=16,
+                               size=(64, 64), seed=0)
+        out = {}
+        for p in sorted((root / 'train').glob('*.mp4')):
+            reader = open_video(str(p))
+            out[p.name] = np.stack(reader.get_batch(range(16)))
+        return out
+
+    runs = [frames(tmp_path / r) for r in 'abc']
+    assert len(runs[0]) == 24
+    for other in runs[1:]:
+        for name, f in runs[0].items():
+            np.testing.assert_array_equal(other[name], f, err_msg=name)

@@ -174,7 +174,7 @@ def render_clip(label: int,
 
 
 def write_video(path: str, frames: np.ndarray, fps: int = 30,
-                gop: Optional[int] = None) -> None:
+                gop: Optional[int] = None, lossless: bool = False) -> None:
     """Write RGB frames to an H.264 mp4 file with PyAV.
 
     Args:
@@ -184,6 +184,12 @@ def write_video(path: str, frames: np.ndarray, fps: int = 30,
         fps (int): Frame rate. Defaults to 30.
         gop (int, optional): Maximum keyframe interval. Defaults to None
             (x264's default, 250 frames).
+        lossless (bool): Lossless H.264 (qp 0): the decoded frames are the
+            written ones (after 4:2:0 chroma subsampling) on every run.
+            Lossy x264 here gave different files for the same frames now
+            and then (seen in one clip in 24, depending on the process
+            state), which made the built-in dataset differ between runs.
+            Defaults to False (crf 12, like real footage).
     """
     import av
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
@@ -194,11 +200,18 @@ def write_video(path: str, frames: np.ndarray, fps: int = 30,
         stream = container.add_stream('libx264', rate=fps)
         stream.width, stream.height = w, h
         stream.pix_fmt = 'yuv420p'
-        stream.options = {'crf': '12', 'preset': 'fast'}
+        stream.thread_count = 1
+        options = {'qp': '0'} if lossless else {'crf': '12'}
+        options['preset'] = 'fast'
         if gop is not None:
-            stream.options = dict(stream.options, g=str(gop))
+            options['g'] = str(gop)
+        stream.options = options
         for frame in frames:
-            vf = av.VideoFrame.from_ndarray(frame, format='rgb24')
+            # RGB -> I420 with OpenCV: a fixed conversion, so lossless files
+            # decode to the same frames everywhere.
+            yuv = cv2.cvtColor(np.ascontiguousarray(frame),
+                               cv2.COLOR_RGB2YUV_I420)
+            vf = av.VideoFrame.from_ndarray(yuv, format='yuv420p')
             for packet in stream.encode(vf):
                 container.mux(packet)
         for packet in stream.encode():
@@ -249,7 +262,7 @@ def make_synthetic_dataset(
                         np.random.SeedSequence([seed, s_idx, label,
                                                 i]).generate_state(1)[0])
                     frames, _ = render_clip(label, num_frames, size, clip_seed)
-                    write_video(path + '.tmp.mp4', frames)
+                    write_video(path + '.tmp.mp4', frames, lossless=True)
                     os.replace(path + '.tmp.mp4', path)
                 lines.append(f'{rel} {label}')
                 done += 1
