@@ -46,7 +46,7 @@ def test_each_repeat_gets_its_own_sparse_and_dense_frames(synthetic_root,
     assert out[0]['imgs'][0] is not out[1]['imgs'][0]
     if sample_once:
         assert len(offsets) == 1
-    else:  # 32-frame clips, span 9: offsets 0..23 drawn three times
+    else:  # 32-frame clips, span 7: offsets 0..25 drawn three times
         assert len(offsets) > 1
 
 
