@@ -1,8 +1,8 @@
 # MME pretraining on Kinetics-400 with flow computed ON THE FLY and fast:
 # DIS "ultrafast" at half resolution on the 224 x 224 crops (after
 # crop/resize), instead of release-setting Farneback on the original frames.
-# One CPU worker makes ~13 clips/s of K400-length videos instead of ~1
-# (docs/benchmarks.md; ~16.5 with pretrain_k400_dis_rep2.py), so no flow
+# One CPU worker makes ~11-13 clips/s of K400-length videos instead of ~1
+# (docs/benchmarks.md; ~14-16.5 with pretrain_k400_dis_rep2.py), so no flow
 # cache is needed; the trajectories move by ~0.7 px on average (after
 # L = 4 steps) against Farneback's (synthetic sprites; check on your own
 # videos with `python benchmarks/data_pipeline.py --agreement VIDEO ...`

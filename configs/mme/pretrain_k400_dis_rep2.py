@@ -2,7 +2,9 @@
 # and gives 2 samples (different offsets, crops, masks; RepeatAugVideoDataset,
 # as MAE-ST pretrains with repeats to amortize decoding). On K400-length
 # videos decoding is most of a worker's time, so this lifts one worker from
-# ~13 to ~16.5 samples/s (docs/benchmarks.md).
+# ~11-13 to ~14-16.5 samples/s (docs/benchmarks.md); num_repeats = 4
+# (MAE-ST's factor) gives ~20-23: copy this file and change it, everything
+# below follows.
 # Same number of samples and steps as the 1600-epoch recipe: 32 videos x 2
 # repeats = 64 samples per GPU, 800 epochs (each sees every video twice),
 # warmup 20 epochs (= 40 of the recipe). auto_scale_lr counts videos, so
