@@ -42,18 +42,7 @@ def sample_bilinear(field: np.ndarray, xy: np.ndarray) -> np.ndarray:
 
     Positions are clamped to the frame (border replication).
     """
-    h, w = field.shape[:2]
-    x = np.clip(xy[..., 0], 0, w - 1)
-    y = np.clip(xy[..., 1], 0, h - 1)
-    x0 = np.floor(x).astype(np.int64)
-    y0 = np.floor(y).astype(np.int64)
-    x1 = np.minimum(x0 + 1, w - 1)
-    y1 = np.minimum(y0 + 1, h - 1)
-    wx = (x - x0)[..., None]
-    wy = (y - y0)[..., None]
-    top = field[y0, x0] * (1 - wx) + field[y0, x1] * wx
-    bottom = field[y1, x0] * (1 - wx) + field[y1, x1] * wx
-    return (top * (1 - wy) + bottom * wy).astype(np.float32)
+    return sample_bilinear_batch(field[None], xy[None])[0]
 
 
 def sample_bilinear_batch(fields: np.ndarray, xy: np.ndarray) -> np.ndarray:
