@@ -21,17 +21,18 @@ Example:
         --out work_dirs/flow_agreement.json
 """
 import argparse
-import json
 import os
 import os.path as osp
 import platform
 import sys
 import tempfile
 import time
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
+
+from report import write_report  # noqa: E402 (this folder)
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
@@ -83,33 +84,35 @@ RUNS = [
 ]
 
 
-def build_cfg(cfg_pipeline: List[Dict], cache_dir: str) -> List[Dict]:
-    """The recipe's pipeline config reading flow from ``cache_dir``."""
-    out = [dict(t) for t in cfg_pipeline]
-    for t in out:
-        if t['type'] == 'ComputeFlow':
-            t.update(cache_dir=cache_dir)
-    return out
-
-
-def build(cfg_pipeline: List[Dict], backend: Dict, cache_dir=None,
-          hog_in_worker: bool = False):
-    """The recipe's pipeline with another flow backend / cache; with
-    ``hog_in_worker`` HOG is computed here (ComputeHOG) instead of by the
-    model (PrepareHOGInputs, the recipe's default)."""
-    steps = []
+def patched(cfg_pipeline: List[Dict], backend: Optional[Dict] = None,
+            cache_dir: Optional[str] = None,
+            hog_in_worker: bool = False) -> List[Dict]:
+    """The recipe's pipeline config with another flow backend (None: the
+    config's) and flow cache; with ``hog_in_worker`` HOG is computed in the
+    pipeline (ComputeHOG) instead of by the model (PrepareHOGInputs, the
+    recipe's default)."""
+    out = []
     for t in cfg_pipeline:
         t = dict(t)
         if t['type'] == 'ComputeFlow':
-            t.update(backend=backend, cache_dir=cache_dir)
+            t.update(cache_dir=cache_dir)
+            if backend is not None:
+                t.update(backend=backend)
         if hog_in_worker and t['type'] == 'PrepareHOGInputs':
             t = dict(type='ComputeHOG', mode='trajectory', cell_size=8,
                      channels='rgb')
         if hog_in_worker and t['type'] == 'PackActionInputs':
             t['algorithm_keys'] = ('mask', 'traj_target', 'traj_valid',
                                    'hog_target', 'hog_valid')
-        steps.append(TRANSFORMS.build(t))
-    return steps
+        out.append(t)
+    return out
+
+
+def build(cfg_pipeline: List[Dict], backend: Dict, cache_dir=None,
+          hog_in_worker: bool = False):
+    """Transforms of :func:`patched`."""
+    return [TRANSFORMS.build(t) for t in patched(cfg_pipeline, backend,
+                                                 cache_dir, hog_in_worker)]
 
 
 def time_pipeline(steps, videos: List[str], repeats: int = 2) -> Dict:
@@ -292,18 +295,13 @@ def main() -> None:
         for k, v in report['agreement_px'].items():
             print(f"{k:24s} end points {v['vs_release']:.2f} px from "
                   'release Farneback (L = 4, 224 px)')
-        os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-        with open(args.out, 'w') as f:
-            json.dump(report, f, indent=1)
+        write_report(report, args.out)
         return
     if args.scaling:
         report['pipeline'] = ('configs/mme/pretrain_k400_dis.py (DIS '
                               'ultrafast x 0.5 on the crops), 340x256 clips')
         report['scaling'] = scaling(after_resize, args.clips, args.frames)
-        os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-        with open(args.out, 'w') as f:
-            json.dump(report, f, indent=1)
-        print(f'wrote {args.out}')
+        write_report(report, args.out)
         return
     with tempfile.TemporaryDirectory() as tmp:
         videos = make_videos(tmp, args.clips, frames=args.frames)
@@ -316,8 +314,8 @@ def main() -> None:
         report['repeats'] = {}
         for name, pipe in (('dis ultrafast scale 0.5, after crop/resize '
                             '(pretrain_k400_dis)', after_resize),
-                           ('farneback, cached', build_cfg(
-                               pipeline, cache))):
+                           ('farneback, cached', patched(
+                               pipeline, cache_dir=cache))):
             report['repeats'][name] = {
                 n: time_repeats(pipe, videos, tmp, n)['clips_per_s']
                 for n in (2, 4)}
@@ -335,10 +333,7 @@ def main() -> None:
     for k, v in report['trajectory_error_px'].items():
         print(f"{k:24s} end-point error vs release {v['vs_release']:.2f} px, "
               f"vs truth {v['vs_truth']:.2f} px")
-    os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-    with open(args.out, 'w') as f:
-        json.dump(report, f, indent=1)
-    print(f'wrote {args.out}')
+    write_report(report, args.out)
 
 
 if __name__ == '__main__':

@@ -11,7 +11,6 @@ Example:
     python benchmarks/decode_speed.py --out work_dirs/benchmarks_decode.json
 """
 import argparse
-import json
 import os
 import os.path as osp
 import sys
@@ -20,6 +19,8 @@ import time
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
+
+from report import write_report  # noqa: E402 (this folder)
 
 import numpy as np  # noqa: E402
 
@@ -67,10 +68,7 @@ def main() -> None:
                   mean_decord_ms={str(g or 250): float(np.mean(
                       [r['decord_ms'] for r in rows
                        if r['gop'] == (g or 250)])) for g in GOPS})
-    os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-    with open(args.out, 'w') as f:
-        json.dump(report, f, indent=1)
-    print(f'wrote {args.out}')
+    write_report(report, args.out)
 
 
 if __name__ == '__main__':

@@ -27,6 +27,8 @@ import time
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from report import write_report  # noqa: E402 (this folder)
+
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -104,9 +106,7 @@ def main() -> None:
         device_ms_per_clip=device_ms / args.batch,
         device_peak_mib=peak, max_abs_diff=diff)
     print(json.dumps(report, indent=1))
-    os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-    with open(args.out, 'w') as f:
-        json.dump(report, f, indent=1)
+    write_report(report, args.out)
 
 
 if __name__ == '__main__':

@@ -28,6 +28,8 @@ import time
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from report import write_report  # noqa: E402 (this folder)
+
 
 def run_case(case: str, device: str, batch: int, repeats: int, frames: int,
              size: int) -> dict:
@@ -149,10 +151,7 @@ def main() -> None:
                   platform.machine(), cores=os.cpu_count(),
                   torch=torch.__version__, threads=torch.get_num_threads(),
                   rows=rows)
-    os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-    with open(args.out, 'w') as f:
-        json.dump(report, f, indent=1)
-    print(f'wrote {args.out}')
+    write_report(report, args.out)
 
 
 if __name__ == '__main__':

@@ -5,8 +5,18 @@ Example:
         work_dirs/benchmarks_model.json
 """
 import json
+import os
+import os.path as osp
 import sys
 from typing import Dict
+
+
+def write_report(report: Dict, path: str) -> None:
+    """Write a benchmark's JSON report (the input of this script)."""
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    with open(path, 'w') as f:
+        json.dump(report, f, indent=1)
+    print(f'wrote {path}')
 
 
 def data_tables(rep: Dict) -> str:
