@@ -20,7 +20,7 @@ t, the cell histogram centred on the point's position in dense frame t. The
 cell-histogram map is computed densely (a box filter over per-pixel votes)
 and sampled bilinearly, so sub-pixel positions are handled.
 """
-from typing import Dict
+from typing import Dict, List
 
 import cv2
 import numpy as np
@@ -30,7 +30,8 @@ from mme_plugin.registry import TRANSFORMS
 
 from .trajectory import grid_points, sample_bilinear
 
-__all__ = ['pixel_orientation_votes', 'cell_histogram_map', 'ComputeHOG']
+__all__ = ['pixel_orientation_votes', 'cell_histogram_map', 'tube_frames',
+           'ComputeHOG']
 
 
 def pixel_orientation_votes(img: np.ndarray, nbins: int = 9) -> np.ndarray:
@@ -103,6 +104,14 @@ def cell_histogram_map(img: np.ndarray, nbins: int = 9, cell: int = 8,
         summed = summed[..., None]
     h, w = img.shape[:2]
     return summed[:h, :w] / float(cell * cell)
+
+
+def tube_frames(results: Dict, frame_in_tube: int) -> List[np.ndarray]:
+    """The sparse frame ``frame_in_tube`` of every tube (static HOG)."""
+    imgs = results['imgs']
+    tubelet = int(results.get('tubelet_size', 2))
+    return [np.asarray(imgs[i + frame_in_tube])
+            for i in range(0, len(imgs), tubelet)]
 
 
 def _l2_normalize(hist: np.ndarray, nbins: int, eps: float) -> np.ndarray:
@@ -182,16 +191,11 @@ class ComputeHOG(BaseTransform):
                 ]) for i in range(dense.shape[0])
             ])
         else:
-            imgs = results['imgs']
-            tubelet = int(results.get('tubelet_size', 2))
-            h, w = np.asarray(imgs[0]).shape[:2]
+            frames = tube_frames(results, self.frame_in_tube)
+            h, w = frames[0].shape[:2]
             grid = grid_points(h, w, self.cell_size).astype(np.int64)
-            frames = [
-                imgs[i + self.frame_in_tube]
-                for i in range(0, len(imgs), tubelet)
-            ]
             out = np.stack([
-                self._hist(np.asarray(f))[grid[..., 1], grid[..., 0]][None]
+                self._hist(f)[grid[..., 1], grid[..., 0]][None]
                 for f in frames
             ])
         if self.norm == 'l2':

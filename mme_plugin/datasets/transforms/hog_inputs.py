@@ -18,6 +18,7 @@ from mmcv.transforms import BaseTransform
 
 from mme_plugin.registry import TRANSFORMS
 
+from .hog import tube_frames
 from .trajectory import grid_points
 
 __all__ = ['PrepareHOGInputs']
@@ -69,12 +70,8 @@ class PrepareHOGInputs(BaseTransform):
                     f'traj_positions {points.shape[:2]} and dense_imgs '
                     f'{frames.shape[:2]} disagree on tubes x dense steps')
         else:
-            imgs = results['imgs']
-            tubelet = int(results.get('tubelet_size', 2))
-            frames = np.stack([
-                np.asarray(imgs[i + self.frame_in_tube])
-                for i in range(0, len(imgs), tubelet)
-            ])[:, None]
+            frames = np.stack(tube_frames(results, self.frame_in_tube))
+            frames = frames[:, None]  # one step per tube
             h, w = frames.shape[2:4]
             step = int(results.get('traj_grid_step', self.grid_step))
             grid = grid_points(h, w, step)
