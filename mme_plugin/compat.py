@@ -20,6 +20,14 @@ covered by a test in ``tests/test_compat.py`` that fails without it.
    CPU-only torch. Without CUDA we use the gloo backend, skip ``set_device``
    and give DDP ``device_ids=None`` for CPU modules. CUDA machines are
    untouched.
+4. :func:`patch_checkpoint_safety` - mmengine deletes the oldest kept
+   checkpoint before writing the new one, writes in place and resumes from
+   whatever ``last_checkpoint`` names; ``max_keep_ckpts=None`` raises a
+   TypeError. See :mod:`mme_plugin.engine.safe_checkpoint`.
+5. :func:`patch_checkpoint_fit` - mmengine loads ``load_from`` and test
+   checkpoints non-strictly and only logs what did not load, so a wrong
+   checkpoint trains from scratch or tests at chance with exit code 0. See
+   :mod:`mme_plugin.engine.checkpoint_fit`.
 """
 import importlib.util
 import os
@@ -31,7 +39,7 @@ import torch
 
 __all__ = [
     'patch_missing_drn', 'patch_checkpoint_loader', 'patch_cpu_distributed',
-    'apply_all'
+    'patch_checkpoint_safety', 'patch_checkpoint_fit', 'apply_all'
 ]
 
 _DRN_MODULES = ('mmaction.models.localizers.drn',
@@ -148,8 +156,24 @@ def patch_cpu_distributed() -> None:
         MMDistributedDataParallel.__init__ = __init__
 
 
+def patch_checkpoint_safety() -> None:
+    """Atomic checkpoint writes, delete-after-save, resume from the newest
+    checkpoint that loads (:mod:`mme_plugin.engine.safe_checkpoint`)."""
+    from mme_plugin.engine.safe_checkpoint import patch_all
+    patch_all()
+
+
+def patch_checkpoint_fit() -> None:
+    """Refuse checkpoints that do not fit the model
+    (:mod:`mme_plugin.engine.checkpoint_fit`)."""
+    from mme_plugin.engine.checkpoint_fit import patch_runner
+    patch_runner()
+
+
 def apply_all() -> None:
     """Apply every shim (idempotent)."""
     patch_missing_drn()
     patch_checkpoint_loader()
     patch_cpu_distributed()
+    patch_checkpoint_safety()
+    patch_checkpoint_fit()
