@@ -68,7 +68,7 @@ train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs)
 
 # A checkpoint every 50 epochs (kept) plus the latest, for resuming.
 default_hooks = dict(
-    checkpoint=dict(type='CheckpointHook', interval=50, max_keep_ckpts=None,
+    checkpoint=dict(type='CheckpointHook', interval=50, max_keep_ckpts=-1,
                     save_last=True, save_best=None),
     logger=dict(type='LoggerHook', interval=50))
 

@@ -58,5 +58,5 @@ param_scheduler = [
 ]
 auto_scale_lr = dict(enable=False, base_batch_size=16)
 default_hooks = dict(
-    checkpoint=dict(interval=5, max_keep_ckpts=1, save_best='auto'),
+    checkpoint=dict(interval=5, max_keep_ckpts=2, save_best='auto'),
     logger=dict(interval=10))
