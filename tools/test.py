@@ -10,18 +10,20 @@ import argparse
 import os
 import os.path as osp
 import sys
+from typing import Dict, List, Optional
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 import mme_plugin  # noqa: E402,F401  (applies shims, registers scope)
+from mme_plugin.checkpoint import CheckpointMismatchError  # noqa: E402
 from mme_plugin.utils import shutdown_dist  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 
-def parse_args() -> argparse.Namespace:
-    """Parse command-line arguments."""
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    """Parse command-line arguments (``argv``, default ``sys.argv[1:]``)."""
     parser = argparse.ArgumentParser(description='Test (and eval) a model')
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
@@ -44,15 +46,14 @@ def parse_args() -> argparse.Namespace:
         default='none',
         help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     return args
 
 
-def main() -> None:
-    """Entry point."""
-    args = parse_args()
+def build_config(args: argparse.Namespace) -> Config:
+    """Read the config file and apply the command-line arguments."""
     if not osp.isfile(args.checkpoint):
         raise SystemExit(f'checkpoint {args.checkpoint} does not exist: pass '
                          'the .pth file written by tools/train.py.')
@@ -77,13 +78,30 @@ def main() -> None:
             cfg.test_evaluator = list(cfg.test_evaluator) + [dump_metric]
         else:
             cfg.test_evaluator = [cfg.test_evaluator, dump_metric]
+    return cfg
+
+
+def run(cfg: Config) -> Dict:
+    """Test with a stock runner; prints and returns the metrics. The
+    checkpoint must fit the model completely (classifier included), else
+    :class:`~mme_plugin.checkpoint.CheckpointMismatchError` names the keys
+    and the conversion command (:mod:`mme_plugin.engine.checkpoint_fit`)."""
     runner = Runner.from_cfg(cfg)
     metrics = runner.test()
-    shutdown_dist()
     print('Test metrics:')
     for key, value in metrics.items():
         print(f'  {key}: {value:.4f}' if isinstance(value, float) else
               f'  {key}: {value}')
+    return metrics
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    """Entry point."""
+    try:
+        run(build_config(parse_args(argv)))
+    except CheckpointMismatchError as e:
+        raise SystemExit(f'error: {e}') from None
+    shutdown_dist()
 
 
 if __name__ == '__main__':

@@ -10,19 +10,23 @@ import argparse
 import os
 import os.path as osp
 import sys
+from typing import List, Optional
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 import mme_plugin  # noqa: E402,F401  (applies shims, registers scope)
-from mme_plugin.utils import shutdown_dist  # noqa: E402
+from mme_plugin.checkpoint import CheckpointMismatchError  # noqa: E402
+from mme_plugin.datasets.annotations import AnnotationError  # noqa: E402
+from mme_plugin.utils import (amp_fallback_without_accelerator,  # noqa: E402
+                              shutdown_dist)
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 
-def parse_args() -> argparse.Namespace:
-    """Parse command-line arguments."""
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    """Parse command-line arguments (``argv``, default ``sys.argv[1:]``)."""
     parser = argparse.ArgumentParser(description='Train a model')
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--work-dir', help='the dir to save logs and models')
@@ -36,7 +40,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         '--amp',
         action='store_true',
-        help='enable automatic-mixed-precision training (needs a GPU)')
+        help='enable automatic-mixed-precision training (on a machine '
+        'without an accelerator: fp32, with a warning)')
     parser.add_argument(
         '--no-validate',
         action='store_true',
@@ -65,7 +70,7 @@ def parse_args() -> argparse.Namespace:
         default='none',
         help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     return args
@@ -92,10 +97,6 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(args.config))[0])
     if args.amp:
-        import torch
-        if not torch.cuda.is_available():
-            raise SystemExit('--amp needs a CUDA device; AmpOptimWrapper '
-                             'asserts an accelerator. Drop --amp on CPU.')
         optim_wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
         if optim_wrapper not in ('OptimWrapper', 'AmpOptimWrapper'):
             raise SystemExit(f'--amp is not supported with {optim_wrapper}')
@@ -118,17 +119,29 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         cfg.setdefault('randomness', {})['deterministic'] = True
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    # AMP recipes (and --amp) train in fp32 where there is no accelerator.
+    amp_fallback_without_accelerator(cfg)
     return cfg
 
 
-def main() -> None:
-    """Entry point."""
-    args = parse_args()
-    cfg = Config.fromfile(args.config)
-    cfg = merge_args(cfg, args)
+def build_config(args: argparse.Namespace) -> Config:
+    """Read the config file and apply the command-line arguments."""
+    return merge_args(Config.fromfile(args.config), args)
+
+
+def run(cfg: Config) -> None:
+    """Train with a stock runner built from ``cfg``."""
     runner = RUNNERS.build(cfg) if 'runner_type' in cfg else \
         Runner.from_cfg(cfg)
     runner.train()
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    """Entry point."""
+    try:
+        run(build_config(parse_args(argv)))
+    except (CheckpointMismatchError, AnnotationError) as e:
+        raise SystemExit(f'error: {e}') from None
     shutdown_dist()
 
 

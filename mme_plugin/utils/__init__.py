@@ -1,5 +1,8 @@
 """Utilities of the MME plugin."""
+from .amp import amp_fallback_without_accelerator
 from .dist import shutdown_dist
 from .setup_env import register_all_modules
 
-__all__ = ['register_all_modules', 'shutdown_dist']
+__all__ = [
+    'register_all_modules', 'shutdown_dist', 'amp_fallback_without_accelerator'
+]
