@@ -175,10 +175,12 @@ def render_clip(label: int,
 
 def write_video(path: str, frames: np.ndarray, fps: int = 30,
                 gop: Optional[int] = None, lossless: bool = False) -> None:
-    """Write RGB frames to an H.264 mp4 file with PyAV.
+    """Write RGB frames to a video file with PyAV: H.264 (``.mp4``, like
+    Kinetics), VP9 (``.webm``, like Something-Something V2) or MPEG-4 Part 2
+    (``.avi``, like UCF101 and HMDB51).
 
     Args:
-        path (str): Output path (``.mp4``).
+        path (str): Output path (``.mp4``, ``.webm`` or ``.avi``).
         frames (np.ndarray): uint8 frames, T x H x W x 3, RGB. Height and
             width must be even (yuv420p).
         fps (int): Frame rate. Defaults to 30.
@@ -197,12 +199,21 @@ def write_video(path: str, frames: np.ndarray, fps: int = 30,
     if h % 2 or w % 2:
         raise ValueError(f'{path}: frame size {w}x{h} must be even')
     with av.open(path, mode='w') as container:
-        stream = container.add_stream('libx264', rate=fps)
+        webm, avi = path.endswith('.webm'), path.endswith('.avi')
+        codec = 'libvpx-vp9' if webm else 'mpeg4' if avi else 'libx264'
+        stream = container.add_stream(codec, rate=fps)
         stream.width, stream.height = w, h
         stream.pix_fmt = 'yuv420p'
         stream.thread_count = 1
-        options = {'qp': '0'} if lossless else {'crf': '12'}
-        options['preset'] = 'fast'
+        if webm:
+            options = {'lossless': '1'} if lossless else {
+                'crf': '30', 'b:v': '0'}
+            options.update({'deadline': 'realtime', 'cpu-used': '8'})
+        elif avi:
+            options = {'qscale': '1' if lossless else '3'}
+        else:
+            options = {'qp': '0'} if lossless else {'crf': '12'}
+            options['preset'] = 'fast'
         if gop is not None:
             options['g'] = str(gop)
         stream.options = options
