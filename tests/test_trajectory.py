@@ -169,3 +169,80 @@ def test_half_resolution_flow_before_a_crop_is_refused():
                img_shape=(32, 48), modality='RGB')
     with pytest.raises(RuntimeError, match='must come after all crop'):
         MotionMultiScaleCrop(input_size=16)(res)
+
+
+# Parity switches: the release's +-20 px clamp, its displacements of points
+# that left the frame, and its PatchStd epsilon.
+
+def _one_jump(jump, scale=(1.0, 1.0), **kw):
+    """One tube of 64x64 flows: the top-left point jumps by ``jump`` px in
+    x at step 0 (flow only around it), everything else still."""
+    flows = np.zeros((1, 4, 64, 64, 2), np.float32)
+    flows[0, 0, :8, :8, 0] = jump
+    res = ComputeTrajectories(grid_step=8, release_compat=kw.pop(
+        'tracker_compat', False))(dict(flows=flows, scale_factor=np.array(
+            scale, np.float32)))
+    return BuildMMETargets(patch_size=16, with_hog=False,
+                           min_valid_fraction=0.0, **kw)(res)
+
+
+def test_steps_beyond_the_bound_invalidate_the_point_by_default():
+    # 30 px > 20: the top-left patch's token is invalid, the rest valid
+    res = _one_jump(30.0, step_overflow='invalid', norm='none',
+                    traj_scale=1.0)
+    assert not res['traj_valid'][0] and res['traj_valid'][1:].all()
+    assert BuildMMETargets().step_overflow == 'invalid'  # the default
+    # 15 px is within the bound: valid
+    res = _one_jump(15.0, norm='none', traj_scale=1.0)
+    assert res['traj_valid'][0]
+
+
+def test_clamp_switch_clips_displacements_like_the_release():
+    res = _one_jump(30.0, step_overflow='clamp', norm='none', traj_scale=1.0)
+    assert res['traj_valid'][0]
+    # token 0 layout (coord, step, 2x2 points): dx of step 0, point (0, 0)
+    assert res['traj_target'][0, 0].item() == pytest.approx(20.0)
+
+
+def test_bound_is_in_pixels_of_the_decoded_video():
+    # frames downscaled by 2 after decoding: 12 px here = 24 px there
+    res = _one_jump(12.0, scale=(0.5, 0.5), norm='none', traj_scale=1.0)
+    assert not res['traj_valid'][0]
+    res = _one_jump(12.0, scale=(1.0, 1.0), norm='none', traj_scale=1.0)
+    assert res['traj_valid'][0]
+
+
+def test_release_compat_takes_the_flow_read_at_the_clamped_edge():
+    # The top-left point (4, 4) moves -10 px in x at step 0 (to x = -6,
+    # outside the frame). At step 1 the release reads the flow at the
+    # clamped position x = 0, +3 px, and records 3 as the displacement; the
+    # difference of the positions would be 3 - (-6) = 9.
+    flows = np.zeros((4, 64, 64, 2), np.float32)
+    flows[0, :8, :8, 0] = -10.0
+    flows[1, :8, 0, 0] = 3.0
+    pos, valid, steps = track_points(flows, grid_points(64, 64, 8),
+                                     release_compat=True, return_steps=True)
+    assert steps[0, 0, 0, 0] == -10 and steps[1, 0, 0, 0] == 3
+    diff = pos[2, 0, 0, 0] - pos[1, 0, 0, 0]
+    assert diff == 9  # what the unclamped positions would give
+    res = ComputeTrajectories(grid_step=8, release_compat=True)(
+        dict(flows=flows[None]))
+    out = BuildMMETargets(patch_size=16, with_hog=False, norm='none',
+                          traj_scale=1.0, release_compat=True,
+                          min_valid_fraction=0.0)(res)
+    # token 0, dx of step 1 of point (0, 0): index coord 0, step 1 -> 4
+    assert out['traj_target'][0, 4].item() == 3.0
+    assert out['traj_valid'][0]  # 'any' of the 4 points (release)
+
+
+def test_release_compat_patch_std_epsilon_matches_the_release_formula():
+    t = BuildMMETargets(release_compat=True)
+    assert (t.std_eps, t.token_valid, t.step_overflow) == (2e-5, 'any',
+                                                           'clamp')
+    from mme_plugin.datasets.transforms.motion_targets import patch_std
+    rng = np.random.default_rng(0)
+    v = rng.normal(size=(50, 4)).astype(np.float64) * 0.01  # tiny spreads
+    z = v / 20  # the release divides by 20, then adds 1e-6 to the std
+    release = (z - z.mean(-1, keepdims=True)) / (
+        z.std(-1, ddof=1, keepdims=True) + 1e-6)
+    np.testing.assert_allclose(patch_std(v, 2e-5), release, rtol=1e-9)

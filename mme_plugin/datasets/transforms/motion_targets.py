@@ -11,10 +11,11 @@ col)`` = 2 x L x k x k values (32 in the release). Normalisation:
 * ``'patch_std'`` (release ``PatchStd``): for each (coord, step), subtract
   the mean over the patch's points and divide by their unbiased std plus
   ``std_eps``. The common translation of the patch is removed; what is left
-  is how the points move relative to each other. The release adds 1e-6, which
-  with real-valued tracking turns float noise of a uniformly moving patch into
-  targets of +-1; ``std_eps`` is in pixels (default 0.1 px), so deformations
-  far below a pixel are damped instead of amplified;
+  is how the points move relative to each other. The release adds 1e-6 to
+  the std of displacements already divided by 20 px, i.e. ``std_eps = 2e-5``
+  px here; with real-valued tracking that turns float noise of a uniformly
+  moving patch into targets of +-1, so ``std_eps`` defaults to 0.1 px and
+  deformations far below a pixel are damped instead of amplified;
 * ``'none'``: displacements divided by ``traj_scale`` pixels (absolute
   motion kept).
 
@@ -22,10 +23,26 @@ A token's trajectory target is valid when all its points are valid
 (``token_valid='all'``; the release uses ``'any'``, which with PatchStd mixes
 clamped out-of-frame points into the statistics).
 
+Implausible steps: the release clamps every per-step displacement to +-20 px
+of the decoded video (its stored flow is bounded there too). A step that
+large is far more often a flow failure or a shot cut than real motion
+(flow between two unrelated frames gives displacements of tens of pixels),
+so by default a point with any step beyond ``max_step`` is made *invalid*
+(``step_overflow='invalid'``) instead of training on a saturated, wrong
+target; ``'clamp'`` is the release's behaviour. ``max_step`` is in pixels of
+the decoded video: it is converted to the current frame with the resize's
+``scale_factor``.
+
+``release_compat=True`` selects the release's choices at once, for parity
+runs against the official code: ``token_valid='any'``, ``std_eps=2e-5``,
+``step_overflow='clamp'``, and the displacements the release records
+(``traj_steps`` of ``ComputeTrajectories(release_compat=True)``: the flow
+read at the clamped position, also for a point that left the frame).
+
 HOG target per token: the features of its points (and of every dense step in
 ``'trajectory'`` mode), laid out ``(step, row, col, feature)``.
 """
-from typing import Dict
+from typing import Dict, Optional
 
 import numpy as np
 import torch
@@ -78,10 +95,18 @@ class BuildMMETargets(BaseTransform):
         patch_size (int): Spatial patch size of the ViT. Defaults to 16.
         norm (str): ``'patch_std'`` or ``'none'``. Defaults to
             ``'patch_std'``.
-        std_eps (float): See module doc. Defaults to 0.1 (pixels).
+        std_eps (float, optional): See module doc. Defaults to 0.1 (pixels);
+            2e-5 under ``release_compat``.
         traj_scale (float): Divisor for ``norm='none'``. Defaults to 4.0.
-        token_valid (str): ``'all'`` or ``'any'`` (release). Defaults to
-            ``'all'``.
+        token_valid (str, optional): ``'all'`` or ``'any'`` (release).
+            Defaults to ``'all'``; ``'any'`` under ``release_compat``.
+        max_step (float): Largest plausible per-step displacement, pixels of
+            the decoded video. Defaults to 20 (the release's bound).
+        step_overflow (str, optional): ``'invalid'`` (a point with a larger
+            step is invalid) or ``'clamp'`` (release). Defaults to
+            ``'invalid'``; ``'clamp'`` under ``release_compat``.
+        release_compat (bool): The release's target choices, see module doc.
+            Defaults to False.
         with_hog (bool): Build HOG targets. Defaults to True.
         min_valid_fraction (float): Raise if fewer than this fraction of the
             clip's tokens have valid trajectories; this catches broken flow
@@ -92,21 +117,33 @@ class BuildMMETargets(BaseTransform):
     def __init__(self,
                  patch_size: int = 16,
                  norm: str = 'patch_std',
-                 std_eps: float = 0.1,
+                 std_eps: Optional[float] = None,
                  traj_scale: float = 4.0,
-                 token_valid: str = 'all',
+                 token_valid: Optional[str] = None,
                  with_hog: bool = True,
                  min_valid_fraction: float = 0.05,
-                 keep_positions: bool = False) -> None:
+                 keep_positions: bool = False,
+                 max_step: float = 20.0,
+                 step_overflow: Optional[str] = None,
+                 release_compat: bool = False) -> None:
+        rc = release_compat
+        std_eps = (2e-5 if rc else 0.1) if std_eps is None else std_eps
+        token_valid = token_valid or ('any' if rc else 'all')
+        step_overflow = step_overflow or ('clamp' if rc else 'invalid')
         if norm not in ('patch_std', 'none'):
             raise ValueError(f"norm must be 'patch_std' or 'none': {norm}")
         if token_valid not in ('all', 'any'):
             raise ValueError("token_valid must be 'all' or 'any'")
+        if step_overflow not in ('invalid', 'clamp'):
+            raise ValueError("step_overflow must be 'invalid' or 'clamp'")
         self.patch_size = patch_size
         self.norm = norm
         self.std_eps = std_eps
         self.traj_scale = traj_scale
         self.token_valid = token_valid
+        self.max_step = max_step
+        self.step_overflow = step_overflow
+        self.release_compat = release_compat
         self.with_hog = with_hog
         self.min_valid_fraction = min_valid_fraction
         self.keep_positions = keep_positions
@@ -124,7 +161,22 @@ class BuildMMETargets(BaseTransform):
             raise ValueError(f'point grid {gh}x{gw} does not tile into '
                              f'{k}x{k} points per patch: use a frame size '
                              f'that is a multiple of {self.patch_size}')
-        disp = pos[:, 1:] - pos[:, :-1]  # [N, L, gh, gw, 2]
+        if self.release_compat:
+            if 'traj_steps' not in results:
+                raise KeyError('BuildMMETargets(release_compat=True) needs '
+                               'ComputeTrajectories(release_compat=True)')
+            disp = results.pop('traj_steps')
+        else:
+            results.pop('traj_steps', None)
+            disp = pos[:, 1:] - pos[:, :-1]  # [N, L, gh, gw, 2]
+        # the bound in pixels of the current frame, per axis (x, y)
+        bound = self.max_step * np.asarray(
+            results.get('scale_factor', (1.0, 1.0)), np.float32)
+        too_far = (np.abs(disp) > bound).any(-1).any(1)  # [N, gh, gw]
+        if self.step_overflow == 'clamp':
+            disp = np.clip(disp, -bound, bound)
+            too_far[:] = False
+        point_valid = results['traj_valid'] & ~too_far
         # -> [N, hp, wp, L, k, k, 2] -> (coord, step, k*k points)
         d = _patches(disp, k).transpose(0, 1, 2, 6, 3, 4, 5)
         d = d.reshape(*d.shape[:5], k * k)
@@ -135,17 +187,19 @@ class BuildMMETargets(BaseTransform):
         num_tokens = n * (gh // k) * (gw // k)
         traj_target = d.reshape(num_tokens, -1).astype(np.float32)
 
-        valid_pts = results['traj_valid'][:, None, ..., None]
+        valid_pts = point_valid[:, None, ..., None]
         v = _patches(valid_pts, k).reshape(num_tokens, -1)
         tok_valid = v.all(-1) if self.token_valid == 'all' else v.any(-1)
         frac = float(tok_valid.mean())
         if frac < self.min_valid_fraction:
             raise RuntimeError(
                 f"{results.get('filename', '<clip>')}: only {frac:.1%} of the "
-                'tokens have valid trajectories (points left the frame). The '
-                'flow is probably broken (e.g. quantized flow not de-quantized'
-                ' or a wrong cache); refusing to train on empty targets. Lower'
-                ' min_valid_fraction only if this clip really is that fast.')
+                'tokens have valid trajectories (points left the frame, or '
+                f'{float(too_far.mean()):.1%} of the points stepped more than '
+                f'{self.max_step} px in a frame). The flow is probably broken '
+                '(e.g. quantized flow not de-quantized, a wrong cache, a shot '
+                'cut); refusing to train on empty targets. Lower '
+                'min_valid_fraction only if this clip really is that fast.')
         if not np.isfinite(traj_target).all():
             raise RuntimeError(f"{results.get('filename')}: non-finite "
                                'trajectory targets (check the flow backend)')
@@ -176,4 +230,6 @@ class BuildMMETargets(BaseTransform):
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(patch_size={self.patch_size}, '
                 f'norm={self.norm}, std_eps={self.std_eps}, token_valid='
-                f'{self.token_valid}, with_hog={self.with_hog})')
+                f'{self.token_valid}, max_step={self.max_step}, '
+                f'step_overflow={self.step_overflow}, release_compat='
+                f'{self.release_compat}, with_hog={self.with_hog})')

@@ -11,6 +11,11 @@ section 8 (``release_compat=True`` restores the released behaviour):
   under 1 px/frame vanish, 8.2);
 * a point is valid only if every position ``p_0 .. p_L`` lies inside the
   frame; the release never checks the position after the last step (8.11).
+
+Under ``release_compat`` the tracker also reports the release's per-step
+displacement, the (truncated) flow read at the point's position clamped to
+the frame (``traj_steps``): for a point that left the frame it differs from
+the difference of the unclamped positions.
 """
 from typing import Dict, Tuple
 
@@ -75,10 +80,10 @@ def _inside(xy: np.ndarray, h: int, w: int) -> np.ndarray:
             & (xy[..., 1] <= h - 1))
 
 
-def track_points(
-        flows: np.ndarray,
-        start: np.ndarray,
-        release_compat: bool = False) -> Tuple[np.ndarray, np.ndarray]:
+def track_points(flows: np.ndarray,
+                 start: np.ndarray,
+                 release_compat: bool = False,
+                 return_steps: bool = False) -> Tuple[np.ndarray, ...]:
     """Track points through a chain of flows.
 
     Args:
@@ -88,15 +93,20 @@ def track_points(
         release_compat (bool): Reproduce the release's tracker (nearest-pixel
             flow, ``int()`` truncation of flow, validity checked before each
             step only). Defaults to False.
+        return_steps (bool): Also return the per-step displacements
+            ``[L, ..., 2]``: the flow read at each step (at the clamped
+            position under ``release_compat``, as the release records it),
+            else the differences of consecutive positions. Defaults to False.
 
     Returns:
         tuple: positions ``[L + 1, ..., 2]`` (float32) and validity
-        ``[...]`` (bool).
+        ``[...]`` (bool), then the steps if ``return_steps``.
     """
     num, h, w = flows.shape[:3]
     pos = start.astype(np.float32).copy()
     valid = np.ones(start.shape[:-1], bool)
     out = [pos.copy()]
+    steps = []
     for t in range(num):
         if release_compat:
             valid &= _inside(pos, h, w)
@@ -108,9 +118,12 @@ def track_points(
         else:
             step = sample_bilinear(flows[t], pos)
         pos = (pos + step).astype(np.float32)
+        steps.append(np.asarray(step, np.float32))
         if not release_compat:
             valid &= _inside(pos, h, w)
         out.append(pos.copy())
+    if return_steps:
+        return np.stack(out), valid, np.stack(steps)
     return np.stack(out), valid
 
 
@@ -152,7 +165,9 @@ class ComputeTrajectories(BaseTransform):
     then being that of ``dense_imgs``). Added keys:
     ``traj_positions`` (``[N, L + 1, H // step, W // step, 2]`` float32, (x, y)
     in pixels of the current frame) and ``traj_valid``
-    (``[N, H // step, W // step]`` bool).
+    (``[N, H // step, W // step]`` bool); under ``release_compat`` also
+    ``traj_steps`` (``[N, L, H // step, W // step, 2]``, the release's
+    per-step displacements, see :func:`track_points`).
 
     Args:
         grid_step (int): Point spacing in pixels; ``patch_size / grid_step``
@@ -177,12 +192,10 @@ class ComputeTrajectories(BaseTransform):
             if (fh, fw) != (h, w):
                 raise ValueError('release_compat tracking needs full-size '
                                  'flows: use ComputeFlow(full_res=True)')
-            positions, valids = [], []
-            for i in range(n):
-                p, v = track_points(flows[i], start, self.release_compat)
-                positions.append(p)
-                valids.append(v)
-            positions, valids = np.stack(positions), np.stack(valids)
+            tracks = [track_points(flows[i], start, True, return_steps=True)
+                      for i in range(n)]
+            positions, valids, steps = (np.stack(x) for x in zip(*tracks))
+            results['traj_steps'] = steps
         else:
             positions = _track_all(flows, start, (w, h))
             valids = _inside(positions, h, w).all(1)
