@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Distributed testing with torchrun (mmaction2's env interface).
 # Usage: tools/dist_test.sh CONFIG CHECKPOINT GPUS [test.py args...]
+# Env: as tools/dist_train.sh (PYTHON defaults to the project's .venv).
 set -e
 CONFIG=$1
 CHECKPOINT=$2
@@ -10,15 +11,15 @@ NODE_RANK=${NODE_RANK:-0}
 PORT=${PORT:-29500}
 MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
 DIR="$(cd "$(dirname "$0")" && pwd)"
-PYTHON=${PYTHON:-python}
-PYTHONPATH="$DIR/..":$PYTHONPATH \
-$PYTHON -m torch.distributed.run \
-    --nnodes=$NNODES \
-    --node_rank=$NODE_RANK \
-    --master_addr=$MASTER_ADDR \
-    --nproc_per_node=$GPUS \
-    --master_port=$PORT \
+source "$DIR/python_env.sh"
+PYTHONPATH="$DIR/..${PYTHONPATH:+:$PYTHONPATH}" \
+"$PYTHON" -m torch.distributed.run \
+    --nnodes="$NNODES" \
+    --node_rank="$NODE_RANK" \
+    --master_addr="$MASTER_ADDR" \
+    --nproc_per_node="$GPUS" \
+    --master_port="$PORT" \
     "$DIR/test.py" \
-    $CONFIG \
-    $CHECKPOINT \
-    --launcher pytorch ${@:4}
+    "$CONFIG" \
+    "$CHECKPOINT" \
+    --launcher pytorch "${@:4}"

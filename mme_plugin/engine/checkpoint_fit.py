@@ -94,7 +94,7 @@ def check_checkpoint_fits(model: Any, state: Dict[str, Any], source: str,
     if problems:
         why = ' | '.join(problems)
         hint = _fix_hint(keys, source)
-        if require_all and missing and all(
+        if require_all and missing and not unexpected and all(
                 k.startswith(('cls_head.', 'head.')) for k in missing) \
                 and not mismatched:
             hint = ('it has no classifier: fine-tune it first (a backbone '
