@@ -32,13 +32,14 @@ def load_state_dict_any(path: str) -> Dict[str, torch.Tensor]:
     ``model`` containers (mmengine, DeepSpeed and timm-style files).
 
     Args:
-        path (str): Checkpoint path (trusted file: loaded with
-            ``weights_only=False``).
+        path (str): Checkpoint path (loaded without running code from it:
+            :func:`~mme_plugin.engine.safe_load.safe_torch_load`).
 
     Returns:
         dict[str, Tensor]: The flat state dict.
     """
-    obj = torch.load(path, map_location='cpu', weights_only=False)
+    from mme_plugin.engine.safe_load import safe_torch_load
+    obj = safe_torch_load(path, map_location='cpu')
     for key in ('state_dict', 'module', 'model'):
         if isinstance(obj, dict) and key in obj and isinstance(
                 obj[key], dict):

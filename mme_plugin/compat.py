@@ -11,9 +11,10 @@ covered by a test in ``tests/test_compat.py`` that fails without it.
 2. :func:`patch_checkpoint_loader` - mmengine 0.10.7 calls ``torch.load`` with
    torch's default ``weights_only=True`` (torch >= 2.6), which rejects
    mmengine's own ``HistoryBuffer`` objects: resume, ``load_from``,
-   ``tools/test.py CKPT`` and ``Pretrained`` init fail. Local checkpoints are
-   files the user names and trusts, so the local scheme loads them with
-   ``weights_only=False``.
+   ``tools/test.py CKPT`` and ``Pretrained`` init fail. The local scheme
+   loads with the restricted unpickler and an allow-list of what legitimate
+   checkpoints hold, refusing anything else unless the user opts in
+   (:mod:`mme_plugin.engine.safe_load`).
 3. :func:`patch_cpu_distributed` - mmengine's ``init_dist('pytorch')`` calls
    ``torch.cuda.set_device`` unconditionally and the runner wraps models with
    ``DistributedDataParallel(device_ids=[LOCAL_RANK])``; both fail on a
@@ -91,8 +92,9 @@ def patch_missing_drn() -> bool:
     return True
 
 
-def _load_trusted_local(filename: str, map_location: Any = None) -> Any:
-    """Load a local checkpoint that the user named (trusted file).
+def _load_local(filename: str, map_location: Any = None) -> Any:
+    """Load a local checkpoint without running code from it
+    (:func:`~mme_plugin.engine.safe_load.safe_torch_load`).
 
     Args:
         filename (str): Path of the checkpoint.
@@ -106,14 +108,14 @@ def _load_trusted_local(filename: str, map_location: Any = None) -> Any:
         raise FileNotFoundError(
             f'checkpoint {filename} can not be found: check the path given '
             'to --resume / load_from / tools/test.py.')
-    return torch.load(filename, map_location=map_location, weights_only=False)
+    from mme_plugin.engine.safe_load import safe_torch_load
+    return safe_torch_load(filename, map_location=map_location)
 
 
 def patch_checkpoint_loader() -> None:
-    """Re-register mmengine's local checkpoint scheme with a trusted loader."""
+    """Re-register mmengine's local checkpoint scheme with the safe loader."""
     from mmengine.runner.checkpoint import CheckpointLoader
-    CheckpointLoader.register_scheme(prefixes='', force=True)(
-        _load_trusted_local)
+    CheckpointLoader.register_scheme(prefixes='', force=True)(_load_local)
 
 
 def _init_dist_pytorch_cpu_aware(backend: str = 'nccl',

@@ -17,6 +17,8 @@ sys.path.insert(0, ROOT)
 
 import mme_plugin  # noqa: E402,F401  (applies shims, registers scope)
 from mme_plugin.checkpoint import CheckpointMismatchError  # noqa: E402
+from mme_plugin.engine.safe_load import (UnsafeCheckpointError,  # noqa: E402
+                                         trust_checkpoints)
 from mme_plugin.datasets.annotations import AnnotationError  # noqa: E402
 from mme_plugin.utils import (amp_fallback_without_accelerator,  # noqa: E402
                               shutdown_dist)
@@ -69,8 +71,15 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         choices=['none', 'pytorch', 'slurm', 'mpi'],
         default='none',
         help='job launcher')
+    parser.add_argument(
+        '--trust-checkpoint',
+        action='store_true',
+        help='load checkpoints with full unpickling (can run code from the '
+        'file); only for files you trust that the safe loader refuses')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
+    if args.trust_checkpoint:
+        trust_checkpoints()
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     return args
@@ -140,7 +149,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     """Entry point."""
     try:
         run(build_config(parse_args(argv)))
-    except (CheckpointMismatchError, AnnotationError) as e:
+    except (CheckpointMismatchError, AnnotationError,
+            UnsafeCheckpointError) as e:
         raise SystemExit(f'error: {e}') from None
     shutdown_dist()
 

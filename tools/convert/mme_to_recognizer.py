@@ -22,8 +22,11 @@ sys.path.insert(0, ROOT)
 
 import torch  # noqa: E402
 
-from mme_plugin.checkpoint import (extract_prefix,  # noqa: E402
-                                   load_state_dict_any, verify_state_dict)
+from mme_plugin.checkpoint import (CheckpointMismatchError,  # noqa: E402
+                                   extract_prefix, load_state_dict_any,
+                                   verify_state_dict)
+from mme_plugin.engine.safe_load import (UnsafeCheckpointError,  # noqa: E402
+                                         trust_checkpoints)
 
 
 def convert(src: str, dst: str, config: str = None) -> dict:
@@ -57,8 +60,17 @@ def main() -> None:
     parser.add_argument('src', help='MME pretraining checkpoint')
     parser.add_argument('dst', help='output backbone checkpoint')
     parser.add_argument('--config', help='recognizer config to check against')
+    parser.add_argument('--trust-checkpoint', action='store_true',
+                        help='full unpickling (can run code from the file); '
+                        'only for files you trust that the safe loader '
+                        'refuses')
     args = parser.parse_args()
-    report = convert(args.src, args.dst, args.config)
+    if args.trust_checkpoint:
+        trust_checkpoints()
+    try:
+        report = convert(args.src, args.dst, args.config)
+    except (CheckpointMismatchError, UnsafeCheckpointError) as e:
+        raise SystemExit(f'error: {e}') from None
     print(f"kept {report['kept']} backbone tensors, dropped "
           f"{report['dropped']} (decoder)")
     if 'unexpected' in report:

@@ -42,6 +42,8 @@ from mme_plugin.checkpoint import (FINAL_NORM_RULE,  # noqa: E402
                                    CheckpointMismatchError,
                                    load_state_dict_any, mmaction_to_official,
                                    official_to_mmaction, verify_state_dict)
+from mme_plugin.engine.safe_load import (UnsafeCheckpointError,  # noqa: E402
+                                         trust_checkpoints)
 
 
 def main() -> None:
@@ -63,7 +65,13 @@ def main() -> None:
     parser.add_argument('--fresh-fc-norm', action='store_true',
                         help='start fc_norm at (1, 0) as the release does, '
                         'instead of the pretrained final LayerNorm')
+    parser.add_argument('--trust-checkpoint', action='store_true',
+                        help='full unpickling (can run code from the file); '
+                        'only for files you trust that the safe loader '
+                        'refuses')
     args = parser.parse_args()
+    if args.trust_checkpoint:
+        trust_checkpoints()
     try:
         state = load_state_dict_any(args.src)
         if args.reverse:
@@ -93,6 +101,8 @@ def main() -> None:
                   f'{filled}')
     except CheckpointMismatchError as e:
         raise SystemExit(f'error: {args.src}: {e}') from None
+    except UnsafeCheckpointError as e:
+        raise SystemExit(f'error: {e}') from None
     os.makedirs(osp.dirname(osp.abspath(args.dst)), exist_ok=True)
     torch.save({'state_dict': out, 'meta': {'converted_from': args.src}},
                args.dst)

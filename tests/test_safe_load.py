@@ -1,0 +1,129 @@
+"""Checkpoints never run code: every entry point refuses a malicious pickle
+(and no file appears), legitimate checkpoints of every layout still load,
+and the opt-in works."""
+import datetime
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from mme_plugin.engine.safe_load import (TRUST_ENV, UnsafeCheckpointError,
+                                         safe_torch_load)
+
+from .conftest import FAST_LOADER, REPO, data_options
+
+FINETUNE = 'configs/mme/finetune_tiny_synthetic.py'
+
+
+class _Payload:
+    """Unpickling this creates ``path`` (through os.system)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (os.system, (f'touch {self.path}', ))
+
+
+@pytest.fixture
+def evil(tmp_path):
+    marker = tmp_path / 'PWNED'
+    path = tmp_path / 'evil.pth'
+    torch.save({'state_dict': {'backbone.x': torch.zeros(1)}, 'meta': {},
+                'x': _Payload(str(marker))}, path)
+    return path, marker
+
+
+def _run(args, env_extra=None):
+    env = dict(os.environ, PYTHONWARNINGS='ignore', OMP_NUM_THREADS='1')
+    env.pop(TRUST_ENV, None)
+    env.update(env_extra or {})
+    return subprocess.run([sys.executable, *args], cwd=REPO,
+                          capture_output=True, text=True, env=env,
+                          timeout=600)
+
+
+def _refused(out, marker):
+    assert out.returncode != 0
+    assert 'refused to load' in out.stderr and 'posix.system' in out.stderr
+    assert '--trust-checkpoint' in out.stderr
+    assert not marker.exists()
+
+
+def test_converters_refuse_a_malicious_checkpoint(evil, tmp_path):
+    path, marker = evil
+    for tool in ('tools/convert/official_to_mmaction.py',
+                 'tools/convert/mme_to_recognizer.py'):
+        _refused(_run([tool, str(path), str(tmp_path / 'out.pth')]), marker)
+        assert not (tmp_path / 'out.pth').exists()
+
+
+def test_test_tool_refuses_a_malicious_checkpoint(evil, synthetic_root,
+                                                  tmp_path):
+    path, marker = evil
+    _refused(_run(['tools/test.py', FINETUNE, str(path), '--work-dir',
+                   str(tmp_path / 'w'), '--cfg-options', *FAST_LOADER,
+                   *data_options(synthetic_root)]), marker)
+
+
+def test_train_load_from_and_resume_refuse_a_malicious_checkpoint(
+        evil, synthetic_root, tmp_path):
+    path, marker = evil
+    base = ['tools/train.py', FINETUNE, '--cfg-options', *FAST_LOADER,
+            *data_options(synthetic_root), 'train_cfg.max_epochs=1']
+    _refused(_run(base + [f'load_from={path}', '--work-dir',
+                          str(tmp_path / 'a')]), marker)
+    work = tmp_path / 'b'
+    work.mkdir()
+    (work / 'epoch_1.pth').write_bytes(path.read_bytes())
+    (work / 'last_checkpoint').write_text(str(work / 'epoch_1.pth'))
+    _refused(_run(base + ['--work-dir', str(work), '--resume']), marker)
+
+
+def test_stock_mmengine_loader_refuses_it_too(evil):
+    import mme_plugin  # noqa: F401  (the shims)
+    from mmengine.runner import CheckpointLoader
+    path, marker = evil
+    with pytest.raises(UnsafeCheckpointError, match='posix.system'):
+        CheckpointLoader.load_checkpoint(str(path), map_location='cpu')
+    assert not marker.exists()
+
+
+def test_opt_in_loads_an_unlisted_object_with_a_warning(tmp_path,
+                                                        monkeypatch):
+    path = tmp_path / 'dated.pth'
+    torch.save({'state_dict': {}, 'when': datetime.date(2023, 6, 1)}, path)
+    monkeypatch.delenv(TRUST_ENV, raising=False)
+    with pytest.raises(UnsafeCheckpointError, match='datetime.date'):
+        safe_torch_load(str(path))
+    monkeypatch.setenv(TRUST_ENV, '1')
+    with pytest.warns(UserWarning, match='weights_only=False'):
+        assert safe_torch_load(str(path))['when'].year == 2023
+
+
+def test_legitimate_checkpoints_load(tmp_path):
+    """An official release checkpoint (args Namespace, numpy arrays, scaler
+    state) and an mmengine training checkpoint (message hub with
+    HistoryBuffer, numpy scalars) load with the safe loader."""
+    import argparse
+
+    import numpy as np
+    from mmengine.logging import HistoryBuffer
+    official = tmp_path / 'official.pth'
+    torch.save({'model': {'encoder.norm.weight': torch.ones(2)}, 'epoch': 3,
+                'args': argparse.Namespace(lr=1e-3, alpha=np.ones(4) * 0.1,
+                                           window_size=(8, 14, 14)),
+                'scaler': {'scale': 65536.0}}, official)
+    assert safe_torch_load(str(official))['args'].lr == 1e-3
+    buf = HistoryBuffer()
+    buf.update(np.float64(0.5))
+    ours = tmp_path / 'ours.pth'
+    torch.save({'state_dict': {'a': torch.zeros(1)},
+                'message_hub': {'log_scalars': {'loss': buf},
+                                'runtime_info': {'seed': np.int64(3)}},
+                'meta': {'dtype': np.dtype('float32')}}, ours)
+    loaded = safe_torch_load(str(ours))
+    assert loaded['message_hub']['log_scalars']['loss'].current() == 0.5
