@@ -1,7 +1,8 @@
 """Data transforms of the MME plugin."""
 from .dense_sampling import DenseSampleFrames, ShortVideoError
 from .flow import (ComputeFlow, DISFlow, FarnebackFlow, FlowCache,
-                   FlowCacheError, build_flow_backend, resize_flow)
+                   FlowCacheError, FlowCacheReadOnly, build_flow_backend,
+                   resize_flow)
 from .hog import ComputeHOG, cell_histogram_map, pixel_orientation_votes
 from .hog_inputs import PrepareHOGInputs
 from .masking import TubeMasking
@@ -15,7 +16,8 @@ from .video_io import (DecordReader, PyAVReader, VideoDecode, VideoInit,
 
 __all__ = [
     'DenseSampleFrames', 'ShortVideoError', 'ComputeFlow', 'DISFlow',
-    'FarnebackFlow', 'FlowCache', 'FlowCacheError', 'build_flow_backend',
+    'FarnebackFlow', 'FlowCache', 'FlowCacheError', 'FlowCacheReadOnly',
+    'build_flow_backend',
     'ComputeHOG', 'cell_histogram_map', 'pixel_orientation_votes',
     'PrepareHOGInputs',
     'TubeMasking', 'MotionFlip', 'MotionMultiScaleCrop', 'MotionResize',

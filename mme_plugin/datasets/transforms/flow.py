@@ -8,10 +8,13 @@ from / written to a lossless cache (:class:`FlowCache`). Backends are
 registered in ``TASK_UTILS`` so a GPU flow model can replace them: a backend
 is any callable ``(prev, next) -> HxWx2 float32`` on uint8 RGB frames.
 """
+import errno
 import hashlib
 import json
 import os
 import os.path as osp
+import uuid
+import warnings
 from typing import Dict, Optional, Sequence
 
 import cv2
@@ -22,12 +25,17 @@ from mme_plugin.registry import TASK_UTILS, TRANSFORMS
 
 __all__ = [
     'FarnebackFlow', 'DISFlow', 'FlowCache', 'ComputeFlow', 'FlowCacheError',
-    'build_flow_backend', 'resize_flow'
+    'FlowCacheReadOnly', 'build_flow_backend', 'resize_flow'
 ]
 
 
 class FlowCacheError(RuntimeError):
-    """A cache entry is missing or stale where the cache is read-only."""
+    """A cache entry is missing, stale or corrupt where the cache is
+    read-only, or the cache cannot be written (disk full)."""
+
+
+class FlowCacheReadOnly(FlowCacheError):
+    """The cache directory cannot be written (permissions, read-only FS)."""
 
 
 def _to_gray(img: np.ndarray, scale: float) -> np.ndarray:
@@ -208,8 +216,19 @@ class FlowCache:
     holds int16 flows ``[num_frames - 1, h, w, 2]`` in 1/``QUANT`` px
     (|flow| < 512 px, resolution 1/64 px) at the backend's working resolution,
     and ``.json`` beside it the metadata that detects stale entries (video
-    size and mtime, frame count and shape). The array is memory-mapped, so a
-    clip reads only its own frame pairs.
+    size, nanosecond mtime and a fingerprint of three 64 KiB chunks, so a
+    video replaced by another of the same size with its mtime kept is
+    caught; frame count and shape). The array is memory-mapped, so a clip
+    reads only its own frame pairs.
+
+    Failure modes (``docs/robustness.md``): a truncated or zero-filled entry
+    is reported by :meth:`check` as corrupt (its ``.npy`` header and size are
+    verified); every file of an entry is written under a temporary name that
+    is unique per writer and renamed into place, so concurrent writers of one
+    entry never see each other's partial files; a failed write (disk full)
+    removes its temporary files and raises :class:`FlowCacheError` naming the
+    cache directory; an unwritable directory raises
+    :class:`FlowCacheReadOnly`.
 
     Args:
         root (str): Cache directory.
@@ -231,11 +250,44 @@ class FlowCache:
         base = osp.join(self.root, f'{rel}.{tag}')
         return base + '.npy', base + '.json'
 
-    @staticmethod
-    def video_stamp(video: str) -> Dict:
-        """Size and modification time of the video (stale-entry check)."""
+    FINGERPRINT_CHUNK = 1 << 16
+
+    @classmethod
+    def video_stamp(cls, video: str) -> Dict:
+        """Size, nanosecond mtime and a content fingerprint of the video
+        (sha1 of its first, middle and last 64 KiB): the stale-entry check.
+        """
         st = os.stat(video)
-        return dict(size=st.st_size, mtime=int(st.st_mtime))
+        sha = hashlib.sha1()
+        chunk = cls.FINGERPRINT_CHUNK
+        with open(video, 'rb') as f:
+            for offset in sorted({0, max(0, st.st_size // 2 - chunk // 2),
+                                  max(0, st.st_size - chunk)}):
+                f.seek(offset)
+                sha.update(f.read(chunk))
+        return dict(size=st.st_size, mtime_ns=st.st_mtime_ns,
+                    sha1=sha.hexdigest())
+
+    @staticmethod
+    def _array_problem(arr_path: str, shape: Sequence[int]) -> Optional[str]:
+        """Why the ``.npy`` file is not a complete int16 array of ``shape``.
+        """
+        try:
+            with open(arr_path, 'rb') as f:
+                version = np.lib.format.read_magic(f)
+                header = np.lib.format._read_array_header(f, version)
+                offset = f.tell()
+            got_shape, _, dtype = header
+        except (OSError, ValueError) as e:
+            return f'corrupt (not a readable .npy file: {e})'
+        if np.dtype(dtype) != np.int16 or list(got_shape) != list(shape):
+            return (f'corrupt (holds {dtype} {list(got_shape)}, metadata says '
+                    f'int16 {list(shape)})')
+        need = offset + int(np.prod(got_shape)) * 2
+        size = os.path.getsize(arr_path)
+        if size < need:
+            return f'corrupt (truncated: {size} of {need} bytes)'
+        return None
 
     def check(self, video: str, tag: str, num_frames: int) -> Optional[str]:
         """Why the entry cannot be used (``None`` if it can)."""
@@ -252,7 +304,7 @@ class FlowCache:
         if meta.get('num_frames') != num_frames:
             return (f"stale (cached {meta.get('num_frames')} frames, video "
                     f'has {num_frames})')
-        return None
+        return self._array_problem(arr_path, meta.get('shape', []))
 
     def read(self, video: str, tag: str, pair_starts: np.ndarray,
              full_shape: Sequence[int]) -> np.ndarray:
@@ -262,7 +314,14 @@ class FlowCache:
             np.ndarray: float32 ``[*pair_starts.shape, H, W, 2]`` in
             full-resolution pixels.
         """
-        arr = np.load(self.paths(video, tag)[0], mmap_mode='r')
+        arr_path = self.paths(video, tag)[0]
+        try:
+            arr = np.load(arr_path, mmap_mode='r')
+        except (OSError, ValueError) as e:
+            raise FlowCacheError(
+                f'{video}: flow cache entry {arr_path} is unreadable ({e}). '
+                'Refill it with `python tools/data/extract_trajectories.py '
+                'CONFIG`.') from None
         flat = np.asarray(pair_starts).reshape(-1)
         h, w = full_shape[:2]
         out = np.empty((len(flat), h, w, 2), np.float32)
@@ -276,18 +335,43 @@ class FlowCache:
 
     def write(self, video: str, tag: str, flows: np.ndarray,
               num_frames: int) -> None:
-        """Store all consecutive flows of a video (atomic replace)."""
+        """Store all consecutive flows of a video.
+
+        Every file goes through a temporary name unique to this writer and
+        an atomic rename; on failure the temporary files are removed.
+
+        Raises:
+            FlowCacheReadOnly: The directory cannot be written.
+            FlowCacheError: Any other write failure (e.g. disk full), naming
+                the cache directory.
+        """
         arr_path, meta_path = self.paths(video, tag)
-        os.makedirs(osp.dirname(arr_path), exist_ok=True)
+        token = f'.tmp{os.getpid()}-{uuid.uuid4().hex[:8]}'
+        tmp_arr, tmp_meta = arr_path + token + '.npy', meta_path + token
         q = np.clip(np.round(flows * self.QUANT), -32767, 32767)
-        tmp = arr_path + f'.tmp{os.getpid()}.npy'
-        np.save(tmp, q.astype(np.int16))
-        os.replace(tmp, arr_path)
         meta = dict(video=self.video_stamp(video), num_frames=num_frames,
-                    shape=list(flows.shape), quant=self.QUANT)
-        with open(meta_path + '.tmp', 'w') as f:
-            json.dump(meta, f)
-        os.replace(meta_path + '.tmp', meta_path)
+                    shape=list(q.shape), quant=self.QUANT)
+        try:
+            os.makedirs(osp.dirname(arr_path), exist_ok=True)
+            np.save(tmp_arr, q.astype(np.int16))
+            with open(tmp_meta, 'w') as f:
+                json.dump(meta, f)
+            os.replace(tmp_arr, arr_path)
+            os.replace(tmp_meta, meta_path)
+        except OSError as e:
+            for tmp in (tmp_arr, tmp_meta):
+                if osp.exists(tmp):
+                    os.remove(tmp)
+            if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+                raise FlowCacheReadOnly(
+                    f'flow cache directory {self.root} is not writable ({e})'
+                ) from None
+            raise FlowCacheError(
+                f'writing the flow cache entry of {video} to {self.root} '
+                f'failed ({e.strerror or e}); nothing partial was left. Free '
+                'space there (an entry of this video needs '
+                f'{q.size * 2 / 2**20:.0f} MiB) or point cache_dir elsewhere.'
+            ) from None
 
 
 @TRANSFORMS.register_module()
@@ -340,6 +424,7 @@ class ComputeFlow(BaseTransform):
         self.backend = build_flow_backend(backend)
         self.cache = FlowCache(cache_dir, data_root) if cache_dir else None
         self.cache_mode = cache_mode
+        self._read_only = False  # set once a write found it unwritable
 
     def _compute(self, dense: np.ndarray) -> np.ndarray:
         n, s = dense.shape[:2]
@@ -373,7 +458,17 @@ class ComputeFlow(BaseTransform):
                     f'{self.cache.root} (backend {tag}). Fill the cache with '
                     '`python tools/data/extract_trajectories.py CONFIG` or '
                     "set cache_mode='readwrite' (or drop cache_dir).")
-            self.fill(video, total)
+            if self._read_only:
+                results['flows'] = self._compute(dense)
+                return results
+            try:
+                self.fill(video, total)
+            except FlowCacheReadOnly as e:
+                warnings.warn(f'{e}: computing flows on the fly (no caching)'
+                              ' from now on in this process.')
+                self._read_only = True
+                results['flows'] = self._compute(dense)
+                return results
         starts = results['dense_frame_inds'][:, :-1]
         results['flows'] = self.cache.read(video, tag, starts,
                                            dense.shape[2:4])
