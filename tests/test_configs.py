@@ -127,3 +127,35 @@ def test_recipe_specifics():
                      'finetune_ssv2.py': 2, 'finetune_ucf101.py': 10,
                      'finetune_hmdb51.py': 10,
                      'finetune_hmdb51_test5x3.py': 5}
+
+
+@pytest.mark.parametrize('config', [c for c in CONFIGS
+                                    if 'finetune' in c or 'linear' in c
+                                    or 'recognition' in c])
+def test_recognition_datasets_check_labels_against_the_head(config):
+    cfg = Config.fromfile(osp.join(REPO, config))
+    want = cfg.model.cls_head.num_classes
+    for split, ds in _datasets(cfg):
+        assert ds.get('num_classes') == want, (config, split)
+
+
+def test_label_out_of_range_stops_training_naming_the_line(
+        synthetic_root, tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    from .conftest import FAST_LOADER, data_options
+    root = tmp_path / 'data'
+    shutil.copytree(synthetic_root, root)
+    lines = (root / 'train.txt').read_text().splitlines()
+    lines[2] = lines[2].rsplit(' ', 1)[0] + ' 9'  # 8 classes
+    (root / 'train.txt').write_text('\n'.join(lines) + '\n')
+    out = subprocess.run(
+        [sys.executable, 'tools/train.py',
+         'configs/mme/finetune_tiny_synthetic.py', '--work-dir',
+         str(tmp_path / 'w'), '--cfg-options', *FAST_LOADER,
+         *data_options(str(root))], cwd=REPO, capture_output=True,
+        text=True, timeout=600)
+    assert out.returncode != 0
+    assert 'train.txt:3: label 9 outside [0, 8)' in out.stderr

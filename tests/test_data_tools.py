@@ -251,3 +251,66 @@ def test_synthetic_dataset_decodes_identically_when_regenerated(tmp_path):
     for other in runs[1:]:
         for name, f in runs[0].items():
             np.testing.assert_array_equal(other[name], f, err_msg=name)
+
+
+def test_check_dataset_reports_every_list_problem_and_goes_on(
+        synthetic_root, tmp_path):
+    """Out-of-range labels (all of them), an empty list and a non-UTF-8
+    list are each reported; no split's report is lost."""
+    train = tmp_path / 'train.txt'
+    lines = open(os.path.join(synthetic_root,
+                              'train.txt')).read().splitlines()
+    lines[0] = lines[0].rsplit(' ', 1)[0] + ' 8'
+    lines[5] = lines[5].rsplit(' ', 1)[0] + ' 12'
+    train.write_text('\n'.join(lines) + '\n')
+    val = tmp_path / 'val.txt'
+    val.write_text('\n')
+    test = tmp_path / 'test.txt'
+    test.write_bytes(b'caf\xe9.mp4 1\n')
+    opts = []
+    for split, ann in (('train', train), ('val', val), ('test', test)):
+        opts += [f'{split}_dataloader.dataset.ann_file={ann}',
+                 f'{split}_dataloader.dataset.data_prefix.video='
+                 f'{synthetic_root}']
+    out = subprocess.run(
+        [sys.executable, 'tools/analysis/check_dataset.py',
+         'configs/mme/finetune_tiny_synthetic.py', '--workers', '1',
+         '--out', str(tmp_path / 'report.tsv'), '--cfg-options', *opts],
+        cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 1
+    report = (tmp_path / 'report.tsv').read_text()
+    assert 'entry 1\tlabel 8 outside [0, 8)' in report
+    assert 'entry 6\tlabel 12 outside [0, 8)' in report
+    assert 'val.txt has no entries' in report
+    assert 'test.txt:1: not UTF-8' in report
+
+
+def test_split_names_with_spaces_and_quotes_are_kept_or_reported(tmp_path):
+    d = tmp_path / 'hmdb'
+    d.mkdir()
+    (d / 'wave_test_split1.txt').write_text(
+        "Bob's wave (take 2).avi 1 \nplain.avi 2\nbroken line\n\n")
+    dropped = []
+    lists = hmdb51_lists(str(d), dropped)
+    assert lists['hmdb51_train_split_1_videos'] == [
+        ("wave/Bob's wave (take 2).avi", 0)]
+    assert lists['hmdb51_val_split_1_videos'] == [('wave/plain.avi', 0)]
+    assert dropped == ["wave_test_split1.txt:3: 'broken line'"]
+    u = tmp_path / 'ucf'
+    u.mkdir()
+    (u / 'classInd.txt').write_text('1 Apply Eye Makeup\n')
+    for k in (1, 2, 3):
+        (u / f'trainlist0{k}.txt').write_text(
+            'Apply Eye Makeup/v a b.avi 1\nNoSuchClass/x.avi 2\n')
+        (u / f'testlist0{k}.txt').write_text('Apply Eye Makeup/v c.avi\n')
+    dropped = []
+    lists = ucf101_lists(str(u), dropped)
+    assert lists['ucf101_train_split_1_videos'] == [
+        ('Apply Eye Makeup/v a b.avi', 0)]
+    assert lists['ucf101_val_split_2_videos'] == [
+        ('Apply Eye Makeup/v c.avi', 0)]
+    assert len(dropped) == 3 and 'NoSuchClass/x.avi' in dropped[0]
+    # the written list reads back whole (the last field is the label)
+    ann = tmp_path / 'list.txt'
+    ann.write_text("wave/Bob's wave (take 2).avi 0\n")
+    assert read_video_list(str(ann)) == [("wave/Bob's wave (take 2).avi", 0)]

@@ -19,7 +19,7 @@ import mme_plugin  # noqa: E402,F401  (applies shims, registers scope)
 from mme_plugin.checkpoint import CheckpointMismatchError  # noqa: E402
 from mme_plugin.engine.safe_load import (UnsafeCheckpointError,  # noqa: E402
                                          trust_checkpoints)
-from mme_plugin.utils import shutdown_dist  # noqa: E402
+from mme_plugin.utils import check_path_options, shutdown_dist  # noqa: E402,E501
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
@@ -56,6 +56,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.trust_checkpoint:
         trust_checkpoints()
+    check_path_options(args.cfg_options)
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     return args

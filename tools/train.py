@@ -21,7 +21,7 @@ from mme_plugin.engine.safe_load import (UnsafeCheckpointError,  # noqa: E402
                                          trust_checkpoints)
 from mme_plugin.datasets.annotations import AnnotationError  # noqa: E402
 from mme_plugin.utils import (amp_fallback_without_accelerator,  # noqa: E402
-                              shutdown_dist)
+                              check_path_options, shutdown_dist)
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
@@ -80,6 +80,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.trust_checkpoint:
         trust_checkpoints()
+    check_path_options(args.cfg_options)
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     return args

@@ -15,8 +15,11 @@ data_root = 'data/hmdb51/videos'
 ann_file_train = f'data/hmdb51/hmdb51_train_split_{split}_videos.txt'
 ann_file_val = f'data/hmdb51/hmdb51_val_split_{split}_videos.txt'
 train_dataloader = dict(
-    dataset=dict(ann_file=ann_file_train, data_prefix=dict(video=data_root)))
+    dataset=dict(ann_file=ann_file_train, data_prefix=dict(video=data_root),
+                 num_classes=num_classes))
 val_dataloader = dict(
-    dataset=dict(ann_file=ann_file_val, data_prefix=dict(video=data_root)))
+    dataset=dict(ann_file=ann_file_val, data_prefix=dict(video=data_root),
+                 num_classes=num_classes))
 test_dataloader = dict(
-    dataset=dict(ann_file=ann_file_val, data_prefix=dict(video=data_root)))
+    dataset=dict(ann_file=ann_file_val, data_prefix=dict(video=data_root),
+                 num_classes=num_classes))

@@ -51,13 +51,13 @@ test_pipeline = [
 ]
 train_dataloader = dict(
     dataset=dict(ann_file=ann_file_train, data_prefix=dict(video=data_root),
-                 pipeline=train_pipeline))
+                 pipeline=train_pipeline, num_classes=num_classes))
 val_dataloader = dict(
     dataset=dict(ann_file=ann_file_val, data_prefix=dict(video=data_root),
-                 pipeline=val_pipeline))
+                 pipeline=val_pipeline, num_classes=num_classes))
 test_dataloader = dict(
     dataset=dict(ann_file=ann_file_val, data_prefix=dict(video=data_root),
-                 pipeline=test_pipeline))
+                 pipeline=test_pipeline, num_classes=num_classes))
 
 max_epochs = 30
 optim_wrapper = dict(optimizer=dict(lr=5e-4))

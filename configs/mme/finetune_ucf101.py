@@ -30,12 +30,14 @@ test_pipeline = [
     dict(type='PackActionInputs')
 ]
 train_dataloader = dict(
-    dataset=dict(ann_file=ann_file_train, data_prefix=dict(video=data_root)))
+    dataset=dict(ann_file=ann_file_train, data_prefix=dict(video=data_root),
+                 num_classes=num_classes))
 val_dataloader = dict(
-    dataset=dict(ann_file=ann_file_val, data_prefix=dict(video=data_root)))
+    dataset=dict(ann_file=ann_file_val, data_prefix=dict(video=data_root),
+                 num_classes=num_classes))
 test_dataloader = dict(
     dataset=dict(ann_file=ann_file_val, data_prefix=dict(video=data_root),
-                 pipeline=test_pipeline))
+                 pipeline=test_pipeline, num_classes=num_classes))
 
 max_epochs = 100
 # update_freq 4 of the release: accumulate 4 iterations per step.

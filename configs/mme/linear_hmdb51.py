@@ -19,6 +19,7 @@ train_dataloader = dict(
     sampler=dict(type='SeededSampler', shuffle=True),
     dataset=dict(
         type='CheckedVideoDataset',
+        num_classes={{_base_.num_classes}},
         ann_file={{_base_.ann_file_train}},
         data_prefix=dict(video={{_base_.data_root}}),
         pipeline={{_base_.val_pipeline}}))

@@ -20,7 +20,7 @@ import json
 import os
 import os.path as osp
 import re
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 __all__ = [
     'k400_lists', 'ssv2_lists', 'ucf101_lists', 'hmdb51_lists', 'write_list',
@@ -111,31 +111,62 @@ def ssv2_lists(ann_dir: str, missing: List[str]) -> Dict[str, Entries]:
     return out
 
 
-def ucf101_lists(split_dir: str) -> Dict[str, Entries]:
-    """UCF101 train / val lists of splits 1-3 (0-based labels)."""
+def ucf101_lists(split_dir: str,
+                 dropped: Optional[List[str]] = None) -> Dict[str, Entries]:
+    """UCF101 train / val lists of splits 1-3 (0-based labels).
+
+    Paths are everything before an optional trailing label field, so names
+    with spaces are kept whole; a line whose class folder is not in
+    ``classInd.txt`` is appended to ``dropped`` (``file:line: text``).
+
+    Args:
+        split_dir (str): The ``ucfTrainTestlist`` folder.
+        dropped (list, optional): Receives the unusable lines.
+    """
     classes = {}
     with open(osp.join(split_dir, 'classInd.txt')) as f:
         for line in f:
             if line.strip():
-                idx, name = line.split()
-                classes[name] = int(idx) - 1
+                idx, name = line.split(None, 1)
+                classes[name.strip()] = int(idx) - 1
+    line_pat = re.compile(r'^(.*?\S)(?:\s+\d+)?\s*$')
     out = {}
     for k in (1, 2, 3):
         for split, name in (('train', f'trainlist0{k}.txt'),
                             ('val', f'testlist0{k}.txt')):
             entries = []
             with open(osp.join(split_dir, name)) as f:
-                for line in f:
-                    if line.strip():
-                        rel = line.split()[0]
-                        entries.append((rel, classes[rel.split('/')[0]]))
+                for num, line in enumerate(f, 1):
+                    if not line.strip():
+                        continue
+                    rel = line_pat.match(line.strip()).group(1)
+                    label = classes.get(rel.split('/')[0])
+                    if label is None:
+                        if dropped is not None:
+                            dropped.append(f'{name}:{num}: {line.strip()!r} '
+                                           '(class not in classInd.txt)')
+                        continue
+                    entries.append((rel, label))
             out[f'ucf101_{split}_split_{k}_videos'] = entries
     return out
 
 
-def hmdb51_lists(split_dir: str) -> Dict[str, Entries]:
-    """HMDB51 train / val lists of splits 1-3 (70/30 splits)."""
+def hmdb51_lists(split_dir: str,
+                 dropped: Optional[List[str]] = None) -> Dict[str, Entries]:
+    """HMDB51 train / val lists of splits 1-3 (70/30 splits).
+
+    A split line is ``<video name> <0|1|2>``; the name is everything before
+    the last field, so names with spaces or quotes are kept whole. Lines
+    that do not end in 0, 1 or 2 are not guessed at: each is appended to
+    ``dropped`` as ``file:line: text`` (and reported by
+    ``tools/data/build_lists.py``).
+
+    Args:
+        split_dir (str): Folder of ``<class>_test_split<k>.txt`` files.
+        dropped (list, optional): Receives the unparseable lines.
+    """
     pat = re.compile(r'^(.+)_test_split([123])\.txt$')
+    line_pat = re.compile(r'^(.*\S)\s+([012])\s*$')
     per_split: Dict[int, Dict[str, List[Tuple[str, str]]]] = {}
     names = set()
     for f in sorted(os.listdir(split_dir)):
@@ -144,14 +175,22 @@ def hmdb51_lists(split_dir: str) -> Dict[str, Entries]:
             continue
         cls, k = m.group(1), int(m.group(2))
         names.add(cls)
-        with open(osp.join(split_dir, f)) as fh:
-            for line in fh:
-                parts = line.split()
-                if len(parts) != 2 or parts[1] == '0':
+        with open(osp.join(split_dir, f), encoding='utf-8',
+                  errors='surrogateescape') as fh:
+            for num, line in enumerate(fh, 1):
+                if not line.strip():
                     continue
-                split = 'train' if parts[1] == '1' else 'val'
+                lm = line_pat.match(line.rstrip('\r\n'))
+                if not lm:
+                    if dropped is not None:
+                        dropped.append(f'{f}:{num}: {line.strip()!r}')
+                    continue
+                name, tag = lm.groups()
+                if tag == '0':
+                    continue
+                split = 'train' if tag == '1' else 'val'
                 per_split.setdefault(k, {}).setdefault(split, []).append(
-                    (f'{cls}/{parts[0]}', cls))
+                    (f'{cls}/{name.strip()}', cls))
     index = {c: i for i, c in enumerate(sorted(names))}
     return {
         f'hmdb51_{split}_split_{k}_videos': [(p, index[c]) for p, c in items]

@@ -22,6 +22,8 @@ sys.path.insert(0, ROOT)
 from mme_plugin.datasets.annotations import (AnnotationError,  # noqa: E402
                                              read_video_list)
 from mme_plugin.datasets.video_check import check_videos  # noqa: E402
+from mme_plugin.utils import check_path_options  # noqa: E402
+from mmengine.config import DictAction  # noqa: E402
 
 
 def min_frames(pipeline) -> int:
@@ -47,9 +49,14 @@ def main() -> None:
                                                         'test'])
     parser.add_argument('--workers', type=int, default=os.cpu_count() or 1)
     parser.add_argument('--out', default='work_dirs/check_dataset.tsv')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings, key=value pairs')
     args = parser.parse_args()
     from mmengine.config import Config
+    check_path_options(args.cfg_options)
     cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
     problems = []
     for split in args.splits:
         loader = cfg.get(f'{split}_dataloader')
@@ -65,6 +72,13 @@ def main() -> None:
             problems.append((split, ds.ann_file, str(e)))
             print(f'[{split}] {e}')
             continue
+        num_classes = ds.get('num_classes')
+        if num_classes is not None:
+            for line, (rel, label) in enumerate(entries, 1):
+                if label >= num_classes:
+                    problems.append((split, f'{ds.ann_file} entry {line}',
+                                     f'label {label} outside [0, '
+                                     f'{num_classes}) ({rel})'))
         need = min_frames(ds.pipeline)
         paths = sorted({osp.join(root, rel) for rel, _ in entries})
         print(f'[{split}] {ds.ann_file}: {len(paths)} videos, each needs >= '

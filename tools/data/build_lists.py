@@ -54,6 +54,7 @@ def main() -> None:
     args = parser.parse_args()
 
     missing: list = []
+    dropped: list = []
     if args.dataset == 'k400':
         lists = k400_lists(args.ann_dir, {'train': args.train_dir,
                                           'val': args.val_dir}, missing)
@@ -62,11 +63,15 @@ def main() -> None:
         lists = ssv2_lists(args.ann_dir, missing)
         roots = {'': args.video_dir}
     elif args.dataset == 'ucf101':
-        lists = ucf101_lists(args.split_dir)
+        lists = ucf101_lists(args.split_dir, dropped)
         roots = {'': args.video_dir}
     else:
-        lists = hmdb51_lists(args.split_dir)
+        lists = hmdb51_lists(args.split_dir, dropped)
         roots = {'': args.video_dir}
+    for line in dropped:
+        print(f'dropped split line {line}')
+    if dropped:
+        print(f'{len(dropped)} split lines could not be used (listed above)')
 
     def root_of(name: str) -> str:
         for key, root in roots.items():

@@ -41,6 +41,7 @@ train_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(
         type=dataset_type,
+        num_classes=num_classes,
         ann_file=f'{data_root}/train.txt',
         data_prefix=dict(video=data_root),
         pipeline=train_pipeline))
@@ -51,6 +52,7 @@ val_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
         type=dataset_type,
+        num_classes=num_classes,
         ann_file=f'{data_root}/val.txt',
         data_prefix=dict(video=data_root),
         pipeline=val_pipeline,
@@ -62,6 +64,7 @@ test_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
         type=dataset_type,
+        num_classes=num_classes,
         ann_file=f'{data_root}/val.txt',
         data_prefix=dict(video=data_root),
         pipeline=test_pipeline,
