@@ -2,6 +2,7 @@
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from mme_plugin import compat
@@ -87,3 +88,31 @@ def test_cpu_distributed_init_and_ddp(tmp_path):
         capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert out.stdout.count('rank-ok') == 2
+
+
+def test_amp_recipe_falls_back_to_fp32_only_without_an_accelerator(
+        monkeypatch):
+    import mmengine.device
+    from mmengine.config import Config
+
+    from mme_plugin.utils import amp_fallback_without_accelerator
+    from .conftest import REPO
+
+    def cfg():
+        return Config.fromfile(f'{REPO}/configs/mme/pretrain_k400.py')
+
+    monkeypatch.setattr(mmengine.device, 'get_device', lambda: 'cuda')
+    on_gpu = cfg()
+    assert not amp_fallback_without_accelerator(on_gpu)
+    assert on_gpu.optim_wrapper.type == 'AmpOptimWrapper'
+    assert on_gpu.optim_wrapper.loss_scale == 'dynamic'
+    monkeypatch.setattr(mmengine.device, 'get_device', lambda: 'cpu')
+    on_cpu = cfg()
+    with pytest.warns(UserWarning, match='trains in fp32'):
+        assert amp_fallback_without_accelerator(on_cpu)
+    assert on_cpu.optim_wrapper.type == 'OptimWrapper'
+    assert 'loss_scale' not in on_cpu.optim_wrapper
+    # the rest of the recipe is kept
+    assert on_cpu.optim_wrapper.optimizer == on_gpu.optim_wrapper.optimizer
+    assert on_cpu.optim_wrapper.paramwise_cfg == \
+        on_gpu.optim_wrapper.paramwise_cfg

@@ -159,3 +159,13 @@ def test_label_out_of_range_stops_training_naming_the_line(
         text=True, timeout=600)
     assert out.returncode != 0
     assert 'train.txt:3: label 9 outside [0, 8)' in out.stderr
+
+
+@pytest.mark.parametrize('config', [c for c in CONFIGS if '_test' not in c])
+def test_every_training_config_is_resume_exact(config):
+    """SeededSampler (per-sample seeds from seed, epoch and index) and
+    ReseedHook (per-iteration torch seeds): a killed run resumes to the
+    weights of an uninterrupted one (tests/test_resume.py)."""
+    cfg = Config.fromfile(osp.join(REPO, config))
+    assert cfg.train_dataloader.sampler.type == 'SeededSampler'
+    assert 'ReseedHook' in [h['type'] for h in cfg.get('custom_hooks', [])]

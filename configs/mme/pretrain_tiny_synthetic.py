@@ -75,7 +75,8 @@ train_dataloader = dict(
     batch_size=16,
     num_workers=2,
     persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
+    # per-sample seeds from (seed, epoch, index): resume-exact
+    sampler=dict(type='SeededSampler', shuffle=True),
     dataset=dict(
         type='CheckedVideoDataset',
         ann_file=f'{data_root}/train.txt',
@@ -108,3 +109,5 @@ default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', interval=5, max_keep_ckpts=2,
                     save_last=True, save_best=None),
     logger=dict(type='LoggerHook', interval=10))
+# Per-iteration torch seeds: a killed run resumes to the same weights.
+custom_hooks = [dict(type='ReseedHook')]

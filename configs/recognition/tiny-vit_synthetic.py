@@ -60,3 +60,5 @@ auto_scale_lr = dict(enable=False, base_batch_size=16)
 default_hooks = dict(
     checkpoint=dict(interval=5, max_keep_ckpts=2, save_best='auto'),
     logger=dict(interval=10))
+# Per-iteration torch seeds: a killed run resumes to the same weights.
+custom_hooks = [dict(type='ReseedHook')]

@@ -38,7 +38,8 @@ train_dataloader = dict(
     batch_size=16,
     num_workers=2,
     persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
+    # per-sample seeds from (seed, epoch, index): resume-exact
+    sampler=dict(type='SeededSampler', shuffle=True),
     dataset=dict(
         type=dataset_type,
         num_classes=num_classes,
