@@ -21,6 +21,7 @@ Example:
         --out work_dirs/flow_agreement.json
 """
 import argparse
+import json
 import os
 import os.path as osp
 import platform
@@ -259,6 +260,27 @@ def scaling(pipeline: List[Dict], clips: int, frames: int) -> List[Dict]:
     return rows
 
 
+def cache_check_cost(videos: List[str], cache: str, tag: str,
+                     calls: int = 200) -> Dict[str, float]:
+    """Milliseconds per :meth:`FlowCache.check` (stat, content fingerprint,
+    metadata and ``.npy`` header: what every cached clip pays) and per
+    fingerprint alone, averaged over ``calls`` calls per video."""
+    from mme_plugin.datasets.transforms import FlowCache
+    fc = FlowCache(cache)
+    frames = {v: json.load(open(fc.paths(v, tag)[1]))['num_frames']
+              for v in videos}
+    out = {}
+    for name, fn in (('check_ms', lambda v: fc.check(v, tag, frames[v])),
+                     ('fingerprint_ms', fc.video_stamp)):
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            for v in videos:
+                assert name != 'check_ms' or fn(v) is None
+                fn(v)
+        out[name] = (time.perf_counter() - t0) / (calls * len(videos)) * 1e3
+    return out
+
+
 def main() -> None:
     """Entry point."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -273,6 +295,9 @@ def main() -> None:
     parser.add_argument('--scaling', action='store_true',
                         help='only the scaling runs (clip length, L, size) '
                         'of the fast-flow recipe')
+    parser.add_argument('--cache-check', action='store_true',
+                        help='only the cost of the flow-cache entry check '
+                        '(stale/corrupt detection) per cached clip')
     args = parser.parse_args()
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
@@ -310,6 +335,15 @@ def main() -> None:
                            cache_dir=cache, cache_mode='readwrite')
         for v in videos:
             fill.fill(v)
+        if args.cache_check:
+            report['cache_check'] = cache_check_cost(videos, cache,
+                                                     fill.backend.tag)
+            print('flow-cache entry check per clip: '
+                  f"{report['cache_check']['check_ms']:.3f} ms (content "
+                  'fingerprint alone '
+                  f"{report['cache_check']['fingerprint_ms']:.3f} ms)")
+            write_report(report, args.out)
+            return
         # repeated sampling: 2 or 4 samples per decoding pass
         report['repeats'] = {}
         for name, pipe in (('dis ultrafast scale 0.5, after crop/resize '

@@ -3,7 +3,6 @@
 and the opt-in works."""
 import datetime
 import os
-import os.path as osp
 import subprocess
 import sys
 

@@ -19,7 +19,8 @@ import mme_plugin  # noqa: E402,F401  (applies shims, registers scope)
 from mme_plugin.checkpoint import CheckpointMismatchError  # noqa: E402
 from mme_plugin.engine.safe_load import (UnsafeCheckpointError,  # noqa: E402
                                          trust_checkpoints)
-from mme_plugin.utils import check_path_options, shutdown_dist  # noqa: E402,E501
+from mme_plugin.utils import (check_path_options,  # noqa: E402
+                              shutdown_dist)
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 

@@ -17,9 +17,9 @@ sys.path.insert(0, ROOT)
 
 import mme_plugin  # noqa: E402,F401  (applies shims, registers scope)
 from mme_plugin.checkpoint import CheckpointMismatchError  # noqa: E402
+from mme_plugin.datasets.annotations import AnnotationError  # noqa: E402
 from mme_plugin.engine.safe_load import (UnsafeCheckpointError,  # noqa: E402
                                          trust_checkpoints)
-from mme_plugin.datasets.annotations import AnnotationError  # noqa: E402
 from mme_plugin.utils import (amp_fallback_without_accelerator,  # noqa: E402
                               check_path_options, shutdown_dist)
 from mmengine.config import Config, DictAction  # noqa: E402

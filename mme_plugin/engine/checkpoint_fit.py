@@ -42,8 +42,9 @@ def _fix_hint(keys: List[str], source: str) -> str:
                 f'`python tools/convert/official_to_mmaction.py {source} '
                 'OUT.pth --config CONFIG`')
     if any(k.startswith('backbone.backbone.') for k in keys):
-        return ('its keys carry a doubled "backbone." prefix (converted twice?)'
-                ': use the original mmaction-layout checkpoint as it is')
+        return ('its keys carry a doubled "backbone." prefix (converted '
+                'twice?): use the original mmaction-layout checkpoint as it '
+                'is')
     return ('use a config whose model matches the one that wrote it '
             '(embed_dims, depth, patch_size, num_frames, img_size, '
             'num_classes)')

@@ -82,8 +82,8 @@ def atomic_save_checkpoint(checkpoint: dict,
 
 
 def save_checkpoint_with_step(self, runner, step: int, meta: dict) -> None:
-    """``CheckpointHook._save_checkpoint_with_step`` that deletes the checkpoint
-    falling out of ``max_keep_ckpts`` only after the new one and
+    """``CheckpointHook._save_checkpoint_with_step`` that deletes the
+    checkpoint falling out of ``max_keep_ckpts`` only after the new one and
     ``last_checkpoint`` are safely written."""
     from mmengine.dist import is_main_process
     drop = None

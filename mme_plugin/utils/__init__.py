@@ -5,6 +5,6 @@ from .dist import shutdown_dist
 from .setup_env import register_all_modules
 
 __all__ = [
-    'register_all_modules', 'shutdown_dist', 'amp_fallback_without_accelerator',
-    'check_path_options'
+    'register_all_modules', 'shutdown_dist',
+    'amp_fallback_without_accelerator', 'check_path_options'
 ]

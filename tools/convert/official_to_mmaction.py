@@ -1,4 +1,4 @@
-"""Convert checkpoints between the official MME / VideoMAE layouts and mmaction.
+"""Convert checkpoints between the official MME/VideoMAE layouts and mmaction.
 
 official -> mmaction: the fine-tune layout (``patch_embed.proj``,
 ``blocks``, ``fc_norm``, ``head``), the pretraining layouts (``encoder.*``
