@@ -1,5 +1,5 @@
 """The MME pretraining model (also VideoMAE pixel targets, for comparison)."""
-from typing import Dict, List, Optional, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 from mmengine.model import BaseModel
@@ -177,9 +177,19 @@ class MME(BaseModel):
             raise ValueError(f'MME supports modes loss|tensor, not {mode}')
         return self.loss(inputs, preds, mask, data_samples)
 
-    def loss(self, inputs: Tensor, preds: Dict[str, Tensor], mask: Tensor,
-             data_samples: List) -> Dict[str, Tensor]:
-        """Loss terms plus monitors (``traj_valid``, ``<name>_target_abs``)."""
+    def build_targets(
+        self, inputs: Tensor, data_samples: List
+    ) -> Tuple[Dict[str, Tensor], Dict[str, Optional[Tensor]]]:
+        """Every target of every token, and its validity.
+
+        Args:
+            inputs (Tensor): ``[B, C, T, H, W]`` preprocessed clips.
+            data_samples (list): Samples carrying the pipeline's targets.
+
+        Returns:
+            tuple: ``{name: [B, N, D]}`` targets and ``{name: [B, N] bool or
+            None}`` validities (None = all valid), for every decoder head.
+        """
         targets, valids = {}, {}
         for name in self.target_names:
             if name == 'pixel':
@@ -200,6 +210,17 @@ class MME(BaseModel):
                         f"(PackActionInputs algorithm_keys)")
                 valid = self._stack(data_samples, f'{name}_valid',
                                     inputs.device)
+            targets[name] = full
+            valids[name] = None if valid is None else valid.bool()
+        return targets, valids
+
+    def loss(self, inputs: Tensor, preds: Dict[str, Tensor], mask: Tensor,
+             data_samples: List) -> Dict[str, Tensor]:
+        """Loss terms plus monitors (``traj_valid``, ``<name>_target_abs``)."""
+        full_targets, full_valids = self.build_targets(inputs, data_samples)
+        targets, valids = {}, {}
+        for name in self.target_names:
+            full, valid = full_targets[name], full_valids[name]
             if full.shape[-1] != preds[name].shape[-1]:
                 raise ValueError(
                     f'{name} targets have {full.shape[-1]} values per token '
@@ -207,7 +228,7 @@ class MME(BaseModel):
                     f"set decoder.head_dims['{name}'] to {full.shape[-1]} "
                     '(see configs/_base_/models/mme_vit-base-p16.py)')
             targets[name] = full[mask]
-            valids[name] = None if valid is None else valid.bool()[mask]
+            valids[name] = None if valid is None else valid[mask]
         flat_preds = {k: v.flatten(0, 1) for k, v in preds.items()}
         try:
             losses = self.loss_module(flat_preds, targets, valids)
