@@ -38,8 +38,9 @@ def _pretraining(config, root, tmp_path):
 
 def test_pixel_predict_zero_level_is_the_normalisation_constant(
         synthetic_root, tmp_path):
-    """Per-token pixels normalised with the unbiased variance over 2 x 8 x 8
-    values per channel: mean square = 127 / 128 for every token whose
+    """Per-token pixels normalised with the unbiased variance over the
+    2 x p x p values of each channel (n of them): mean square = (n - 1) / n
+    for every token whose
     variance is far above eps, ~0 for a flat one; the synthetic clips are
     textured almost everywhere."""
     import random
@@ -50,9 +51,12 @@ def test_pixel_predict_zero_level_is_the_normalisation_constant(
     model, ds = _pretraining('configs/mme/videomae_tiny_synthetic.py',
                              synthetic_root, tmp_path)
     lv = trivial_levels(model, ds, num_samples=8, batch_size=4)['pixel']
-    assert 0.95 < lv['zero'] <= 127 / 128 + 1e-9
+    p = model.backbone.patch_size
+    n = 2 * p * p
+    assert 0.95 < lv['zero'] <= (n - 1) / n + 1e-9
     assert lv['mean'] <= lv['zero']
-    assert lv['tokens'] == 8 * int(0.75 * 4 * 8 * 8)
+    tokens = model.backbone.pos_embed.shape[1]
+    assert lv['tokens'] == 8 * int(0.75 * tokens)
 
 
 def test_trajectory_levels_match_a_direct_computation(synthetic_root,

@@ -1,27 +1,32 @@
-"""The built-in default: pretrain -> fine-tune / linear probe -> test, on CPU.
+"""The built-in default: pretrain, probe, compare against trivial baselines.
 
-For each seed and method, with the stock recognizer for every downstream
-step:
+For each seed, on the generated motion dataset (8 classes that differ only
+in motion; 320 labelled train clips, 400 test clips):
 
-* ``scratch``: no pretraining (fine-tune from random init; linear probe of
-  random frozen features);
-* ``videomae``: pixel-target pretraining
-  (``configs/mme/videomae_tiny_synthetic.py``);
-* ``mme``: MME pretraining, release targets
-  (``configs/mme/pretrain_tiny_synthetic.py``);
-* ``mme_absdisp``: MME with absolute-displacement trajectory targets
-  (``configs/mme/pretrain_tiny_synthetic_absdisp.py``, an ablation).
+* pretrain the tiny ViT with pixel targets (``videomae``,
+  ``configs/mme/videomae_tiny_synthetic.py``) and with MME targets
+  (``mme``, ``configs/mme/pretrain_tiny_synthetic.py``) through
+  ``tools/train.py``;
+* measure every pretraining loss against its trivial levels on the data
+  (predict zero, predict the mean target; :func:`trivial_levels`): a method
+  whose losses did not end at least 10 % below their trivial level is
+  labelled *uninformative* and not ranked;
+* probe the frozen encoders with an exact logistic regression on pooled
+  features (:func:`logistic_probe`): random init, VideoMAE, MME (seed 0 also
+  at intermediate checkpoints);
+* train the no-pretraining supervised baseline with a recipe that fits
+  training from scratch (``configs/recognition/tiny-vit_synthetic.py``)
+  through ``tools/train.py`` and ``tools/test.py``.
 
-Then ``tools/convert/mme_to_recognizer.py`` -> ``tools/train.py`` (fine-tune,
-linear probe) -> ``tools/test.py`` on the LAST checkpoint (the val list is the
-test list here, so no checkpoint is picked on it). Writes
-``<work-dir>/results.json``, ``results.md`` (mean +- std over seeds),
-``curves.png`` and ``samples.png``, and prints the table.
+Writes ``<work-dir>/results.json``, ``results.md``, ``curves.png`` (losses
+relative to their trivial level; probe accuracy against pretraining epochs)
+and ``samples/`` (one clip's mask and trajectories), and prints the table.
+``--long`` adds fine-tuning through the stock recognizer and the absolute-
+displacement ablation.
 
 Example:
-    python tools/synthetic_benchmark.py                  # README main job
-    python tools/synthetic_benchmark.py --seeds 0 1 2 \
-        --methods scratch videomae mme mme_absdisp       # docs table
+    python tools/synthetic_benchmark.py                     # README main job
+    python tools/synthetic_benchmark.py --seeds 0 --methods mme
 """
 import argparse
 import json
@@ -32,7 +37,7 @@ import subprocess
 import sys
 import time
 from glob import glob
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
@@ -42,9 +47,13 @@ PRETRAIN = {
     'mme': 'configs/mme/pretrain_tiny_synthetic.py',
     'mme_absdisp': 'configs/mme/pretrain_tiny_synthetic_absdisp.py',
 }
+SUPERVISED = 'configs/recognition/tiny-vit_synthetic.py'
 FINETUNE = 'configs/mme/finetune_tiny_synthetic.py'
 LINEAR = 'configs/mme/linear_tiny_synthetic.py'
-METHODS = ['scratch', 'videomae', 'mme', 'mme_absdisp']
+METHODS = ['videomae', 'mme', 'mme_absdisp']
+#: A loss must end this far below its trivial level to count as learned.
+INFORMATIVE = 0.9
+NUM_CLASSES = 8
 
 
 class Runner:
@@ -56,7 +65,7 @@ class Runner:
         self.start = time.time()
 
     def data_opts(self, test: bool = False) -> List[str]:
-        """Point a config at the dataset."""
+        """Point a config at the dataset (the val list is the test list)."""
         splits = ('test', ) if test else ('train', 'val')
         out = []
         for split in splits:
@@ -68,6 +77,19 @@ class Runner:
                 f'{self.data_root}'
             ]
         return out
+
+    def flow_opts(self, config: str) -> List[str]:
+        """Keep the pretraining flow cache under the data root (for a
+        pipeline that has a ``ComputeFlow``, found by type)."""
+        from mmengine.config import Config
+        steps = Config.fromfile(osp.join(REPO, config)).train_dataloader.\
+            dataset.pipeline
+        found = [i for i, t in enumerate(steps) if t['type'] == 'ComputeFlow']
+        if not found:
+            return []
+        key = f'train_dataloader.dataset.pipeline.{found[0]}'
+        return [f"{key}.cache_dir={osp.join(self.data_root, 'flow_cache')}",
+                f'{key}.data_root={self.data_root}']
 
     def run(self, name: str, args: List[str]) -> str:
         """Run a command; returns its output; exits on failure."""
@@ -95,103 +117,280 @@ def _acc(output: str) -> Dict[str, float]:
             'Test metrics:')[-1])}
 
 
-def _last_ckpt(work: str) -> str:
+def _ckpts(work: str) -> List[str]:
     ckpts = glob(osp.join(work, 'epoch_*.pth'))
     if not ckpts:
         raise SystemExit(f'no checkpoint in {work}')
-    return max(ckpts, key=lambda p: int(re.findall(r'epoch_(\d+)', p)[0]))
+    return sorted(ckpts, key=lambda p: int(re.findall(r'epoch_(\d+)', p)[0]))
 
 
-def run_method(r: Runner, method: str, seed: int) -> Dict:
-    """Pretrain (unless scratch), fine-tune, linear probe and test."""
-    base = osp.join(r.work_dir, f'seed{seed}', method)
-    result: Dict = {'method': method, 'seed': seed}
-    init: Optional[str] = None
-    if method != 'scratch':
-        pre = osp.join(base, 'pretrain')
+def _scalars(work: str) -> List[Dict]:
+    files = sorted(glob(osp.join(work, '*', 'vis_data', 'scalars.json')))
+    if not files:
+        return []
+    with open(files[-1]) as f:
+        return [json.loads(line) for line in f]
+
+
+class Probe:
+    """Logistic-regression probes of frozen encoders on the dataset."""
+
+    def __init__(self, data_root: str) -> None:
+        from mmengine.config import Config
+
+        from mme_plugin.registry import DATASETS
+        from mme_plugin.utils import register_all_modules
+        register_all_modules()
+        cfg = Config.fromfile(osp.join(REPO, SUPERVISED))
+        self.backbone_cfg = cfg.model.backbone
+        self.feats = {}
+        self.data = {}
+        for split in ('train', 'val'):
+            ds = cfg.test_dataloader.dataset.copy()
+            ds.ann_file = f'{data_root}/{split}.txt'
+            ds.data_prefix = dict(video=data_root)
+            ds.pipeline = cfg.val_dataloader.dataset.pipeline  # 1 view
+            self.data[split] = DATASETS.build(ds)
+
+    def encoder(self, ckpt: Optional[str], seed: int):
+        """A stock VisionTransformer: random init (seeded) or the
+        ``backbone.*`` weights of a pretraining checkpoint."""
+        import torch
+
+        from mme_plugin.checkpoint import extract_prefix
+        from mme_plugin.engine.safe_load import safe_torch_load
+        from mme_plugin.registry import MODELS
+        torch.manual_seed(seed)
+        enc = MODELS.build(self.backbone_cfg)
+        enc.init_weights()
+        if ckpt is not None:
+            state = safe_torch_load(ckpt)['state_dict']
+            state = extract_prefix(state, 'backbone.')
+            state.setdefault('pos_embed', enc.state_dict()['pos_embed'])
+            enc.load_state_dict(state, strict=True)
+        return enc
+
+    def __call__(self, ckpt: Optional[str], seed: int) -> Dict[str, float]:
+        """Train and test accuracy of the probe on ``ckpt``'s encoder."""
+        from mme_plugin.evaluation import extract_features, logistic_probe
+        enc = self.encoder(ckpt, seed)
+        xtr, ytr = extract_features(enc, self.data['train'])
+        xte, yte = extract_features(enc, self.data['val'])
+        return logistic_probe(xtr, ytr, xte, yte)
+
+
+def levels_of(method: str, data_root: str) -> Dict[str, Dict[str, float]]:
+    """Trivial levels of the pretraining targets of ``method``, on 256
+    samples of its own pipeline (seeded)."""
+    import numpy as np
+    import torch
+    from mmengine.config import Config
+
+    from mme_plugin.evaluation import trivial_levels
+    from mme_plugin.registry import DATASETS, MODELS
+    np.random.seed(0)
+    torch.manual_seed(0)
+    cfg = Config.fromfile(osp.join(REPO, PRETRAIN[method]))
+    ds = cfg.train_dataloader.dataset
+    ds.ann_file = f'{data_root}/train.txt'
+    ds.data_prefix = dict(video=data_root)
+    for step in ds.pipeline:
+        if step['type'] == 'ComputeFlow':
+            step['cache_dir'] = osp.join(data_root, 'flow_cache')
+            step['data_root'] = data_root
+    return trivial_levels(MODELS.build(cfg.model), DATASETS.build(ds),
+                          num_samples=256)
+
+
+def end_ratios(work: str, levels: Dict[str, Dict[str, float]]
+               ) -> Dict[str, Dict[str, float]]:
+    """Each loss term at the end of pretraining (mean of the last 5 logged
+    values) against its trivial level (the lower of predict-zero and
+    predict-the-mean)."""
+    rows = [r for r in _scalars(work) if 'loss' in r]
+    out = {}
+    for name, lv in levels.items():
+        vals = [r[f'loss_{name}'] for r in rows if f'loss_{name}' in r]
+        end = sum(vals[-5:]) / len(vals[-5:])
+        trivial = min(lv['zero'], lv['mean'])
+        out[name] = dict(end=end, trivial=trivial, ratio=end / trivial,
+                         zero=lv['zero'], mean=lv['mean'])
+    return out
+
+
+def run_seed(r: Runner, probe: Probe, methods: List[str], seed: int,
+             levels: Dict, long: bool) -> Dict:
+    """Pretrain, probe and train the supervised baseline for one seed."""
+    res: Dict = {'seed': seed, 'probe': {}, 'pretrain': {}}
+    res['probe']['random init'] = probe(None, seed)
+    for method in methods:
+        pre = osp.join(r.work_dir, f'seed{seed}', method, 'pretrain')
         t0 = time.time()
         r.run(f'seed{seed}_{method}_pretrain', [
             'tools/train.py', PRETRAIN[method], '--work-dir', pre, '--seed',
-            str(seed), '--cfg-options', *r.data_opts()[:2]
+            str(seed), '--cfg-options', *r.data_opts()[:2],
+            *r.flow_opts(PRETRAIN[method]),
+            'default_hooks.checkpoint.interval=10',
+            'default_hooks.checkpoint.max_keep_ckpts=-1'
         ])
-        result['pretrain_s'] = round(time.time() - t0)
-        init = osp.join(base, 'backbone.pth')
-        r.run(f'seed{seed}_{method}_convert', [
-            'tools/convert/mme_to_recognizer.py',
-            _last_ckpt(pre), init, '--config', FINETUNE
-        ])
+        ckpts = _ckpts(pre)
+        res['pretrain'][method] = dict(
+            seconds=round(time.time() - t0),
+            losses=end_ratios(pre, levels[method]))
+        res['probe'][method] = probe(ckpts[-1], seed)
+        if seed == 0:  # probe accuracy against pretraining epochs
+            res.setdefault('probe_curve', {})[method] = [
+                (int(re.findall(r'epoch_(\d+)', c)[0]),
+                 probe(c, seed)['test_acc']) for c in ckpts]
+        if long:
+            res.setdefault('long', {})[method] = downstream(
+                r, seed, method, ckpts[-1])
+    work = osp.join(r.work_dir, f'seed{seed}', 'supervised')
+    r.run(f'seed{seed}_supervised', [  # last checkpoint: no validation
+        'tools/train.py', SUPERVISED, '--work-dir', work, '--seed',
+        str(seed), '--no-validate', '--cfg-options', *r.data_opts()[:2]])
+    out = r.run(f'seed{seed}_supervised_test', [
+        'tools/test.py', SUPERVISED, _ckpts(work)[-1], '--work-dir', work,
+        '--cfg-options', *r.data_opts(test=True)])
+    res['supervised'] = _acc(out)
+    return res
+
+
+def downstream(r: Runner, seed: int, method: str, ckpt: str) -> Dict:
+    """Long variant: convert, fine-tune and linear-probe with the stock
+    recognizer configs, then test (last checkpoint)."""
+    base = osp.join(r.work_dir, f'seed{seed}', method)
+    init = osp.join(base, 'backbone.pth')
+    r.run(f'seed{seed}_{method}_convert', [
+        'tools/convert/mme_to_recognizer.py', ckpt, init, '--config',
+        FINETUNE])
+    out = {}
     for stage, cfg in (('finetune', FINETUNE), ('linear', LINEAR)):
         work = osp.join(base, stage)
-        opts = r.data_opts() + ([f'load_from={init}'] if init else [])
-        t0 = time.time()
         r.run(f'seed{seed}_{method}_{stage}', [
             'tools/train.py', cfg, '--work-dir', work, '--seed', str(seed),
-            '--cfg-options', *opts
-        ])
-        out = r.run(f'seed{seed}_{method}_{stage}_test', [
-            'tools/test.py', cfg, _last_ckpt(work), '--work-dir', work,
-            '--cfg-options', *r.data_opts(test=True)
-        ])
-        result[f'{stage}_s'] = round(time.time() - t0)
-        result[stage] = _acc(out)
-    return result
+            '--cfg-options', *r.data_opts(), f'load_from={init}'])
+        out[stage] = _acc(r.run(f'seed{seed}_{method}_{stage}_test', [
+            'tools/test.py', cfg, _ckpts(work)[-1], '--work-dir', work,
+            '--cfg-options', *r.data_opts(test=True)]))
+    return out
 
 
-def summarize(results: List[Dict], methods: List[str]) -> str:
-    """Markdown table: mean +- std of top-1 over seeds per method."""
+def _mean_sd(values: List[float]) -> str:
     import numpy as np
+    v = 100 * np.array(values)
+    return (f'{v.mean():.1f} +- {v.std(ddof=1):.1f}' if len(v) > 1 else
+            f'{v.mean():.1f}')
+
+
+def informative(results: List[Dict], method: str) -> Tuple[bool, str]:
+    """Whether every loss of ``method`` ended >= 10 % below its trivial
+    level in every seed; with the worst ratio as the reason."""
+    ratios = {name: max(x['pretrain'][method]['losses'][name]['ratio']
+                        for x in results)
+              for name in results[0]['pretrain'][method]['losses']}
+    ok = all(v <= INFORMATIVE for v in ratios.values())
+    why = ', '.join(f'{k} ends at {v:.2f} x its trivial level'
+                    for k, v in ratios.items())
+    return ok, why
+
+
+def summarize(results: List[Dict], methods: List[str],
+              num_test: int) -> str:
+    """Markdown tables: pretraining losses vs trivial levels, probes,
+    supervised baseline, and which comparisons are informative."""
+    import numpy as np
+    p = 1 / NUM_CLASSES
+    se = 100 * (p * (1 - p) / num_test)**0.5
     lines = [
-        '| method | linear probe top-1 (%) | fine-tune top-1 (%) | seeds | '
-        'pretrain time (s) |', '|---|---|---|---|---|'
+        f'Seeds: {[x["seed"] for x in results]}; {num_test} test clips, '
+        f'{NUM_CLASSES} classes: chance {100 * p:.1f} % (standard error '
+        f'{se:.1f} points at chance).', '',
+        '| pretraining | target | loss at end | predict zero | predict '
+        'mean | end / trivial | verdict |', '|---|---|---|---|---|---|---|'
     ]
+    verdict = {}
     for m in methods:
-        rows = [x for x in results if x['method'] == m]
-        if not rows:
-            continue
-
-        def cell(stage: str) -> str:
-            v = np.array([x[stage]['acc/top1'] * 100 for x in rows])
-            return (f'{v.mean():.1f} +- {v.std(ddof=1):.1f}' if len(v) > 1
-                    else f'{v.mean():.1f}')
-
-        pre = [x.get('pretrain_s', 0) for x in rows]
-        lines.append(f"| {m} | {cell('linear')} | {cell('finetune')} | "
-                     f'{len(rows)} | {np.mean(pre):.0f} |')
+        ok, why = informative(results, m)
+        verdict[m] = (ok, why)
+        for name in results[0]['pretrain'][m]['losses']:
+            vals = [x['pretrain'][m]['losses'][name] for x in results]
+            ratio = max(v['ratio'] for v in vals)
+            state = ('learned' if ratio <= INFORMATIVE else
+                     'at its trivial level')
+            lines.append(
+                f"| {m} | {name} | {np.mean([v['end'] for v in vals]):.4f} |"
+                f" {vals[0]['zero']:.4f} | {vals[0]['mean']:.4f} | "
+                f'{ratio:.2f} | {state} |')
+    lines += ['', '| encoder (frozen) | logistic probe, test top-1 (%) | '
+              'train top-1 (%) | status |', '|---|---|---|---|']
+    for enc in ['random init'] + methods:
+        te = [x['probe'][enc]['test_acc'] for x in results]
+        tr = [x['probe'][enc]['train_acc'] for x in results]
+        status = 'reference' if enc == 'random init' else (
+            'informative' if verdict[enc][0] else
+            f'uninformative ({verdict[enc][1]})')
+        lines.append(f'| {enc} | {_mean_sd(te)} | {_mean_sd(tr)} | '
+                     f'{status} |')
+    sup = [x['supervised']['acc/top1'] for x in results]
+    lines += ['', f'Supervised, no pretraining (stock recognizer, plain '
+              f'recipe, fine-tuned end to end): {_mean_sd(sup)} % top-1.']
+    if 'long' in results[0]:
+        lines += ['', '| pretraining | fine-tune top-1 (%) | stock linear '
+                  'probe top-1 (%) |', '|---|---|---|']
+        for m in methods:
+            ft = [x['long'][m]['finetune']['acc/top1'] for x in results]
+            lp = [x['long'][m]['linear']['acc/top1'] for x in results]
+            lines.append(f'| {m} | {_mean_sd(ft)} | {_mean_sd(lp)} |')
+    lines += ['', 'Comparisons:']
+    rand = np.array([x['probe']['random init']['test_acc'] for x in results])
+    for m in methods:
+        d = 100 * (np.array([x['probe'][m]['test_acc'] for x in results]) -
+                   rand)
+        if verdict[m][0]:
+            per_seed = ', '.join(f'{v:+.1f}' for v in d)
+            lines.append(f'- {m} probe - random-init probe: {d.mean():+.1f} '
+                         f'points (seeds: {per_seed})')
+        else:
+            lines.append(f'- {m}: uninformative, not ranked ({verdict[m][1]}'
+                         f'; probe - random init {d.mean():+.1f} points)')
     return '\n'.join(lines)
 
 
-def plot_curves(work_dir: str, methods: List[str], seed: int) -> str:
-    """Pretraining losses and fine-tune val accuracy of one seed."""
+def plot_curves(work_dir: str, results: List[Dict], methods: List[str],
+                num_test: int) -> str:
+    """Losses / trivial level against iteration (seed 0) and probe
+    accuracy against pretraining epoch (seed 0)."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
-
-    def scalars(path: str) -> List[Dict]:
-        files = sorted(glob(osp.join(path, '*', 'vis_data', 'scalars.json')))
-        if not files:
-            return []
-        with open(files[-1]) as f:
-            return [json.loads(line) for line in f]
-
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    first = results[0]
     for m in methods:
-        base = osp.join(work_dir, f'seed{seed}', m)
-        rows = [x for x in scalars(osp.join(base, 'pretrain')) if 'loss' in x]
-        if rows:
-            first = rows[0]['loss']
+        rows = [x for x in _scalars(osp.join(
+            work_dir, f'seed{first["seed"]}', m, 'pretrain')) if 'loss' in x]
+        for name, v in first['pretrain'][m]['losses'].items():
             axes[0].plot([x['step'] for x in rows],
-                         [x['loss'] / first for x in rows], label=m)
-        for ax, stage in ((axes[1], 'finetune'), (axes[2], 'linear')):
-            val = [x for x in scalars(osp.join(base, stage))
-                   if 'acc/top1' in x]
-            ax.plot([x['step'] for x in val],
-                    [100 * x['acc/top1'] for x in val], 'o-', label=m)
-    axes[0].set(title='pretraining loss / first-iteration loss',
-                xlabel='iteration')
-    axes[1].set(title='fine-tune: val top-1 (%)', xlabel='epoch')
-    axes[2].set(title='linear probe: val top-1 (%)', xlabel='epoch')
+                         [x[f'loss_{name}'] / v['trivial'] for x in rows],
+                         label=f'{m}: {name}')
+    axes[0].axhline(1.0, color='k', lw=1, label='trivial level')
+    axes[0].axhline(INFORMATIVE, color='k', lw=1, ls='--',
+                    label=f'{INFORMATIVE:.0%} of it')
+    axes[0].set(title='pretraining loss / its trivial level (seed '
+                f'{first["seed"]})', xlabel='iteration')
+    p = 1 / NUM_CLASSES
+    se = (p * (1 - p) / num_test)**0.5
+    axes[1].axhspan(100 * (p - 2 * se), 100 * (p + 2 * se), color='0.85',
+                    label='chance +- 2 SE')
+    axes[1].axhline(100 * first['probe']['random init']['test_acc'],
+                    color='k', lw=1, label='random init')
+    for m, pts in first.get('probe_curve', {}).items():
+        axes[1].plot([e for e, _ in pts], [100 * a for _, a in pts], 'o-',
+                     label=m)
+    axes[1].set(title='logistic probe, test top-1 (%)',
+                xlabel='pretraining epoch')
     for ax in axes:
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
     fig.tight_layout()
     path = osp.join(work_dir, 'curves.png')
@@ -205,30 +404,41 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--work-dir', default='work_dirs/synthetic_benchmark')
     parser.add_argument('--data-root', default='data/synthetic')
-    parser.add_argument('--seeds', type=int, nargs='+', default=[0])
-    parser.add_argument('--methods', nargs='+', default=['scratch',
-                                                         'videomae', 'mme'],
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    parser.add_argument('--methods', nargs='+', default=['videomae', 'mme'],
                         choices=METHODS)
     parser.add_argument('--train-per-class', type=int, default=40)
-    parser.add_argument('--val-per-class', type=int, default=10)
+    parser.add_argument('--test-per-class', type=int, default=50)
+    parser.add_argument('--long', action='store_true',
+                        help='also fine-tune and stock-linear-probe each '
+                        'pretrained encoder, and add the absolute-'
+                        'displacement ablation')
     args = parser.parse_args()
+    if args.long and 'mme_absdisp' not in args.methods:
+        args.methods.append('mme_absdisp')
     os.makedirs(args.work_dir, exist_ok=True)
     r = Runner(args.work_dir, args.data_root)
     r.run('make_synthetic', [
         'tools/data/make_synthetic.py', args.data_root, '--train',
-        str(args.train_per_class), '--val', str(args.val_per_class)
+        str(args.train_per_class), '--val', str(args.test_per_class)
     ])
+    num_test = args.test_per_class * NUM_CLASSES
+    probe = Probe(args.data_root)
+    t0 = time.time()
+    levels = {m: levels_of(m, args.data_root) for m in args.methods}
+    print(f'[{time.time() - r.start:6.0f}s] trivial levels measured in '
+          f'{time.time() - t0:.0f}s', flush=True)
     res_path = osp.join(args.work_dir, 'results.json')
     results = []
     for seed in args.seeds:
-        for method in args.methods:
-            results.append(run_method(r, method, seed))
-            with open(res_path, 'w') as f:
-                json.dump(results, f, indent=1)
-    table = summarize(results, args.methods)
+        results.append(run_seed(r, probe, args.methods, seed, levels,
+                                args.long))
+        with open(res_path, 'w') as f:
+            json.dump(dict(levels=levels, results=results), f, indent=1)
+    table = summarize(results, args.methods, num_test)
     with open(osp.join(args.work_dir, 'results.md'), 'w') as f:
         f.write(table + '\n')
-    curves = plot_curves(args.work_dir, args.methods, args.seeds[0])
+    curves = plot_curves(args.work_dir, results, args.methods, num_test)
     samples = []
     for name in ('move_right_0000', 'rotate_cw_0000', 'approach_0000'):
         out = r.run(f'visualize_{name}', [
