@@ -1,7 +1,7 @@
 """Small, documented shims for the OpenMMLab stack this plugin is pinned to.
 
 Imported first by :mod:`mme_plugin`. Every shim is idempotent, fixes exactly
-one known breakage listed in ``../shared/reference/platform.md`` and is
+one known breakage listed in ``docs/stack_notes.md`` and is
 covered by a test in ``tests/test_compat.py`` that fails without it.
 
 1. :func:`patch_missing_drn` - the mmaction2 1.2.0 wheel lacks

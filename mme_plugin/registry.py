@@ -10,7 +10,7 @@ Every registry node of mmaction (``mmaction.registry``) gets a child here with
   import the plugin's modules lazily.
 
 Mirroring only MODELS/TRANSFORMS is not enough: metrics, visualizers, hooks and
-loops are looked up in the default scope too (``platform.md``).
+loops are looked up in the default scope too (``docs/stack_notes.md``).
 """
 from mmaction import registry as mmaction_registry
 from mmengine.registry import Registry

@@ -33,7 +33,7 @@ def test_horizontal_edge_splits_between_80_and_100_degrees():
 
 def test_votes_on_a_bin_centre_keep_the_magnitude():
     # 40 degrees is bin 2's centre: the release's ceil/floor vote drops it
-    # (mme-spec.md 8.5); the whole magnitude must land in bin 2.
+    # (docs/release_spec.md 8.5); the whole magnitude must land in bin 2.
     ys, xs = np.mgrid[0:16, 0:16].astype(np.float32)
     theta = np.deg2rad(40)
     img = (np.cos(theta) * xs + np.sin(theta) * ys) / 40.0

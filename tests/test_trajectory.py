@@ -45,7 +45,7 @@ def test_uniform_translation_subpixel():
 
 def test_release_compat_truncates_subpixel_motion():
     # The release reads flow at the nearest pixel and truncates it with
-    # int(): 0.7 px/frame becomes no motion (mme-spec.md 8.2).
+    # int(): 0.7 px/frame becomes no motion (docs/release_spec.md 8.2).
     flows = _constant_flows(4, 64, 64, 0.7, 1.6)
     pos, _ = track_points(flows, grid_points(64, 64, 8), release_compat=True)
     d = pos[4] - pos[0]
@@ -95,7 +95,7 @@ def test_rotation_gives_the_expected_patch_pattern(omega):
 
 def test_point_leaving_the_frame_is_invalid():
     # A point that leaves on the LAST step is invalid too (the release only
-    # checks before each step, mme-spec.md 8.11).
+    # checks before each step, docs/release_spec.md 8.11).
     flows = _constant_flows(4, 32, 32, 0.0, 0.0)
     flows[3, ..., 0] = 10.0  # last step jumps 10 px right
     pos, valid = track_points(flows, grid_points(32, 32, 8))

@@ -2,7 +2,7 @@
 # Create (or update) the project's virtual environment in .venv.
 # Idempotent: reinstalls only when requirements.txt or setup.py changed.
 # One pip call for torch, the stack and the project (a separate `pip install
-# -e .` would resolve a multi-GB CUDA torch build; see platform.md).
+# -e .` would resolve a multi-GB CUDA torch build; see docs/stack_notes.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON_BOOTSTRAP:-python3}

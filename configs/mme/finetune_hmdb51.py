@@ -1,5 +1,5 @@
 # Fine-tune an MME-pretrained (K400) ViT-B/16 on HMDB51, split 1 (release
-# recipe as UCF101; mme-spec.md 5.2). Expected: 78.0 top-1.
+# recipe as UCF101; docs/release_spec.md 5.2). Expected: 78.0 top-1.
 _base_ = ['./finetune_ucf101.py']
 
 num_classes = 51

@@ -1,6 +1,6 @@
 # Fine-tune an MME-pretrained ViT-B/16 on Kinetics-400 with the stock
 # recognizer (release: base lr 1e-3, 75 epochs, 16x4, test 7 clips x 3
-# crops; mme-spec.md 5.2). Expected: 81.8 top-1 after 1600-epoch pretraining.
+# crops; release spec 5.2). Expected: 81.8 top-1 after 1600-epoch pretraining.
 #   python tools/convert/mme_to_recognizer.py PRETRAIN.pth backbone.pth \
 #       --config configs/mme/finetune_k400.py
 #   tools/dist_train.sh configs/mme/finetune_k400.py 8 \

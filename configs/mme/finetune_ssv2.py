@@ -1,6 +1,6 @@
 # Fine-tune an MME-pretrained ViT-B/16 on Something-Something V2 (release:
 # base lr 5e-4, 30 epochs, 16 TSN segments, test 2 clips x 3 crops, NO flip;
-# mme-spec.md 5.2). Expected: 70.5 top-1 with K400-pretrained 800 epochs.
+# release spec 5.2). Expected: 70.5 top-1 with K400-pretrained 800 epochs.
 _base_ = ['./finetune_k400.py']
 
 num_classes = 174

@@ -1,7 +1,7 @@
 # Fine-tune an MME-pretrained (K400) ViT-B/16 on UCF101, split 1 (release:
 # base lr 1e-3, 100 epochs, gradient accumulation 4, 16x4, test 10 clips x 3
-# crops; mme-spec.md 5.2). Expected: 96.5 top-1. Other splits: set
-# split=2|3 lists (tools/data/build_ucf101_list.py writes all three).
+# crops; docs/release_spec.md 5.2). Expected: 96.5 top-1. Other splits: set
+# split=2|3 lists (tools/data/build_lists.py ucf101 writes all three).
 _base_ = ['./finetune_k400.py']
 
 num_classes = 101

@@ -1,7 +1,7 @@
 # Linear probe of an MME-pretrained ViT-B/16 on hmdb51: every backbone
 # parameter frozen (fc_norm too: it carries the pretrained final LayerNorm),
 # a linear classifier on mean-pooled tokens. Unlike the release's probe
-# (mme-spec.md 5.3, 8.17) no mixup/cutmix, RandAugment, erasing or drop path.
+# (release spec 5.3, 8.17) no mixup/cutmix, RandAugment, erasing or drop path.
 #   tools/dist_train.sh configs/mme/linear_hmdb51.py 8 \
 #       --cfg-options load_from=backbone.pth
 _base_ = ['./finetune_hmdb51.py']

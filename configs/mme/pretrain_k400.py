@@ -1,4 +1,4 @@
-# MME pretraining on Kinetics-400, the released recipe (mme-spec.md 5.1):
+# MME pretraining on Kinetics-400, the released recipe (release spec 5.1):
 # ViT-B/16, 16 frames x stride 4, 224x224, tube mask 0.7, trajectories of
 # L = 4 raw-rate steps per tube, PatchStd, HOG along the trajectories, 1600
 # epochs (40 warmup), total batch 1024 (64 per GPU x 16 GPUs; auto_scale_lr

@@ -1,5 +1,5 @@
 # MME pretraining on Something-Something V2. The release has no SSv2 script
-# (mme-spec.md 5.1); this follows its K400 recipe with VideoMAE's SSv2
+# (docs/release_spec.md 5.1); this follows its K400 recipe with VideoMAE's SSv2
 # sampling: 16 frames x stride 2 (SSv2 clips are ~45 frames at 12 fps, too
 # short for stride 4). The trajectories cover each tube's span at the raw
 # rate, so L = 2 (the release ties L to the stride). 800 epochs (the

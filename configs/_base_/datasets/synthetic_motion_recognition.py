@@ -4,7 +4,6 @@ dataset_type = 'CheckedVideoDataset'
 data_root = 'data/synthetic'
 num_classes = 8
 
-file_client_args = dict(io_backend='disk')
 train_pipeline = [
     dict(type='VideoInit'),
     dict(type='SampleFrames', clip_len=8, frame_interval=4, num_clips=1),

@@ -1,4 +1,4 @@
-# MME ViT-B/16 as released (mme-spec.md 4.1-4.3): tubelet 2, fixed sinusoid
+# MME ViT-B/16 as released (release spec 4.1-4.3): tubelet 2, fixed sinusoid
 # positions, q/v biases, decoder 1 block x 192 dims x 6 heads, MLP heads.
 # Head sizes: traj = 2 coords x L steps x 2x2 points; hog = steps x 2x2
 # points x 3 channels x 9 bins (steps = L + 1 along the trajectory).

@@ -1,5 +1,5 @@
 # A STOCK mmaction recognizer for fine-tuning a pretrained ViT-B/16 (the
-# release's fine-tune model, mme-spec.md 5.2): mean pooling + fc_norm,
+# release's fine-tune model, docs/release_spec.md 5.2): mean pooling + fc_norm,
 # drop path 0.1, label smoothing 0.1, mixup 0.8 / cutmix 1.0 (switch 0.5).
 # The MME backbone comes in with `load_from` (tools/convert/).
 num_classes = 400

@@ -1,4 +1,4 @@
-# Fine-tune schedule of the release (mme-spec.md 5.2): AdamW betas
+# Fine-tune schedule of the release (docs/release_spec.md 5.2): AdamW betas
 # (0.9, 0.999), wd 0.05, layer-wise lr decay 0.75 over the 12 blocks, 5 warmup
 # epochs, cosine to 1e-6, AMP. `base_lr` is per 256 samples; with repeated
 # augmentation x2 every loaded clip counts twice, hence base_batch_size 128.

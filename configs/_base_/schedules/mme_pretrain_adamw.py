@@ -1,4 +1,4 @@
-# MME / VideoMAE pretraining schedule (mme-spec.md 5.1): AdamW, betas
+# MME / VideoMAE pretraining schedule (docs/release_spec.md 5.1): AdamW, betas
 # (0.9, 0.95), wd 0.05 (none on norms, biases, position table, mask token),
 # base lr 1.5e-4 per 256 samples -> 6e-4 at the total batch of 1024, scaled
 # to the real batch by auto_scale_lr; 40 warmup epochs, per-iteration cosine

@@ -1,7 +1,7 @@
 """Sparse clip sampling plus the dense (raw frame rate) frames of every tube.
 
 MME's trajectories describe motion at the raw frame rate inside each tube's
-time span, while the encoder sees only the sparse clip (``mme-spec.md``
+time span, while the encoder sees only the sparse clip (release spec
 section 1.3). For tube ``m`` (sparse frames ``tubelet_size*m ...``) the dense
 frames are ``start_m, start_m + 1, ..., start_m + traj_len`` with ``start_m``
 the tube's first sparse frame. The release couples ``traj_len`` to the frame

@@ -2,7 +2,7 @@
 
 The release computes Farneback flow offline with a CUDA OpenCV binary, stores
 it as uint8-quantized lossy mp4 and forgets to de-quantize it when reading
-(``mme-spec.md`` sections 2.1 and 8.1). Here flow is computed on the fly in
+(release spec sections 2.1 and 8.1). Here flow is computed on the fly in
 the data pipeline (CPU OpenCV by default) in float pixels, optionally read
 from / written to a lossless cache (:class:`FlowCache`). Backends are
 registered in ``TASK_UTILS`` so a GPU flow model can replace them: a backend
@@ -134,7 +134,7 @@ class FarnebackFlow(_FlowBackend):
 
     Defaults follow ``cv::cuda::FarnebackOpticalFlow::create()`` (levels 5,
     pyramid scale 0.5, window 13, 10 iterations, poly_n 5, sigma 1.1), the
-    flow of the authors' ``dense_flow`` binary (``mme-spec.md`` 2.1).
+    flow of the authors' ``dense_flow`` binary (``docs/release_spec.md`` 2.1).
 
     Args:
         scale (float): See :class:`_FlowBackend`. Defaults to 1.0.

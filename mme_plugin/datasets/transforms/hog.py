@@ -1,6 +1,6 @@
 """HOG "shape" features, static (release) or along the trajectories (paper).
 
-Cell histograms follow the release's recipe (``mme-spec.md`` 2.7): 3 x 3
+Cell histograms follow the release's recipe (release spec 2.7): 3 x 3
 Sobel gradients, unsigned orientation over pi in 9 bins, magnitude shared
 linearly between the two nearest bins, 8 x 8 cells with average pooling, per
 colour channel. Deviations (bugs of section 8):

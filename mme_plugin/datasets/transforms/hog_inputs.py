@@ -4,7 +4,7 @@ HOG along the trajectory needs a 27-channel cell-histogram map of every dense
 frame (40 per clip in the recipe); on one CPU thread that is 0.3-0.65 s per
 clip, many times the rest of the worker's work (``docs/benchmarks.md``).
 The release computes its HOG on the GPU inside the training step
-(``mme-spec.md`` 2.7, ``engine.py:80-103``). :class:`PrepareHOGInputs`
+(``docs/release_spec.md`` 2.7, ``engine.py:80-103``). :class:`PrepareHOGInputs`
 does the cheap part here: it keeps the (cropped, resized) frames and the
 points whose histograms are wanted, and the model's ``hog_target``
 (:class:`~mme_plugin.models.PointHOG`) computes the histograms on the

@@ -1,4 +1,4 @@
-"""Tube masking (VideoMAE / MME, ``mme-spec.md`` section 3)."""
+"""Tube masking (VideoMAE / MME, ``docs/release_spec.md`` section 3)."""
 from typing import Dict
 
 import numpy as np

@@ -6,7 +6,7 @@ geometry to ``dense_imgs`` (``[N, S, H, W, 3]``) and ``flows``
 (``[N, L, H, W, 2]``):
 
 * crop: the same pixel box (the release crops its trajectory grid on
-  ``box // 8`` and so misaligns by up to 7 px, ``mme-spec.md`` 8.12);
+  ``box // 8`` and so misaligns by up to 7 px, ``docs/release_spec.md`` 8.12);
 * resize: flows are resampled and their values multiplied by the scale
   factors (the release leaves displacements unscaled);
 * flip: flows are mirrored and the horizontal (or vertical) component negated.

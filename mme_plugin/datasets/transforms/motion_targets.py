@@ -3,7 +3,7 @@
 Token order is the ViT's (``t, h, w``, row-major over tubes, patch rows and
 patch columns), so ``targets[mask]`` matches the decoder's masked outputs.
 
-Trajectory target per token (``mme-spec.md`` 2.6): the per-step
+Trajectory target per token (``docs/release_spec.md`` 2.6): the per-step
 displacements ``p_{t+1} - p_t`` of the ``k x k`` points of the patch (k =
 patch_size / grid_step; 2 in the release), laid out ``(coord, step, row,
 col)`` = 2 x L x k x k values (32 in the release). Normalisation:

@@ -1,7 +1,7 @@
 """RandAugment for video: the same random operations on every frame of a clip.
 
 mmaction's ``PytorchVideoWrapper(op='RandAugment')`` cannot be used here
-(pytorchvideo 0.1.5 imports a removed torchvision module, ``platform.md``).
+(pytorchvideo 0.1.5 imports a removed torchvision module, docs/stack_notes.md).
 This transform follows the policy the MME / VideoMAE fine-tune recipes name,
 timm's ``rand-m7-n4-mstd0.5-inc1`` (Cubuk et al., "RandAugment", 2020): ``n``
 operations drawn uniformly from the list below, each applied with probability

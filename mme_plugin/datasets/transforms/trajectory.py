@@ -3,7 +3,7 @@
 A regular grid of points (spacing ``grid_step``, offset ``grid_step // 2``;
 8 px / 4 px in the release, i.e. 2 x 2 points per 16 x 16 patch) is moved
 through the L flows of each tube: ``p_{t+1} = p_t + flow_t(p_t)``
-(``mme-spec.md`` 2.3). Deviations from the release, each fixing a bug of
+(release spec 2.3). Deviations from the release, each fixing a bug of
 section 8 (``release_compat=True`` restores the released behaviour):
 
 * flow is sampled bilinearly at the sub-pixel position and positions stay

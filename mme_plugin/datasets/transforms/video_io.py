@@ -1,7 +1,7 @@
 """Video decoding with decord, a PyAV fallback and errors naming the file.
 
 decord 0.6.0 fails on some frame widths (16, 24, 48, 72 px seen, see
-``platform.md``) and on some containers; PyAV decodes every size. The reader
+stack notes) and on some containers; PyAV decodes every size. The reader
 tries decord first (fast random access) and falls back to PyAV, which decodes
 sequentially and keeps only the requested frames.
 """

@@ -1,6 +1,6 @@
 """The MME decoder: mask tokens, fixed positions, light transformer, heads.
 
-Release (``mme-spec.md`` 4.2): ``encoder_to_decoder`` Linear without bias,
+Release (release spec 4.2): ``encoder_to_decoder`` Linear without bias,
 a learnable mask token, a fixed 1-D sinusoid position table, 1 block of 192
 dims and 6 heads, final LayerNorm, and one MLP head per target
 (``Linear(192, 512) -> GELU -> Linear(512, D)``). The release ends the heads

@@ -20,7 +20,7 @@ class MMELoss(nn.Module):
     For each target ``k``: ``loss_k = w_k * sum_tokens(valid * mean_d (pred -
     target)^2) / sum_tokens(valid)`` over the masked tokens of the batch.
 
-    Release (``mme-spec.md`` 4.3): squared errors are summed over feature dims
+    Release (release spec 4.3): squared errors are summed over feature dims
     and the trajectory term is divided by ALL masked tokens, valid or not, so
     a batch with few valid trajectories gets a small loss instead of an
     average one; the total is ``(L_traj + L_hog) / 2``. ``release_compat=True``
