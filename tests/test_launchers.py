@@ -111,3 +111,14 @@ def test_latin1_list_names_the_file_and_the_line(tmp_path):
     ann.write_bytes('a.mp4 1\ncaf\xe9.mp4 2\n'.encode('latin-1'))
     with pytest.raises(AnnotationError, match=r'list\.txt:2: not UTF-8'):
         read_video_list(str(ann))
+
+
+def test_comma_in_a_path_option_is_a_clear_error(tmp_path):
+    out = subprocess.run(
+        [sys.executable, 'tools/train.py', 'configs/mme/pretrain_k400.py',
+         '--work-dir', str(tmp_path / 'w'), '--cfg-options',
+         'train_dataloader.dataset.ann_file=data/a,b.txt'], cwd=REPO,
+        capture_output=True, text=True, timeout=300)
+    assert out.returncode != 0
+    assert "became the list ['data/a', 'b.txt']" in out.stderr
+    assert not (tmp_path / 'w').exists()

@@ -6,7 +6,7 @@ _base_ = ['./pretrain_tiny_synthetic.py']
 
 data_root = 'data/synthetic'
 flow_cache_dir = f'{data_root}/flow_cache'
-img_size, patch_size, grid_step = 64, 16, 8
+img_size, patch_size, grid_step = 64, 8, 4
 clip_len, frame_interval, traj_len = 8, 4, 4
 
 train_pipeline = [

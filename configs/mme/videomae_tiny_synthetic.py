@@ -4,8 +4,8 @@
 _base_ = ['./pretrain_tiny_synthetic.py']
 
 model = dict(
-    # 2 frames x 16 x 16 pixels x 3 channels per token
-    decoder=dict(head_dims=dict(_delete_=True, pixel=2 * 16 * 16 * 3)),
+    # 2 frames x 8 x 8 pixels x 3 channels per token
+    decoder=dict(head_dims=dict(_delete_=True, pixel=2 * 8 * 8 * 3)),
     loss=dict(weights=dict(_delete_=True, pixel=1.0)),
     pixel_norm=True)
 

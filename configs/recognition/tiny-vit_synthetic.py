@@ -1,7 +1,7 @@
 # A tiny STOCK mmaction recognizer (Recognizer3D + VisionTransformer +
 # TimeSformerHead) on the synthetic motion dataset, trained from scratch: the
 # "no pretraining" baseline. Its encoder is the one that
-# configs/mme/pretrain_tiny_synthetic.py pretrains (patch 16, 64 tokens).
+# configs/mme/pretrain_tiny_synthetic.py pretrains (patch 8, 256 tokens).
 # Runs on CPU. A plain recipe that fits training from scratch (AdamW 1e-3,
 # no label smoothing, drop path or layer decay, 40 epochs = 800 steps on
 # 320 clips); finetune_tiny_synthetic.py uses the fine-tune recipe.
@@ -16,7 +16,7 @@ model = dict(
     backbone=dict(
         type='VisionTransformer',
         img_size=64,
-        patch_size=16,
+        patch_size=8,
         embed_dims=embed_dims,
         depth=depth,
         num_heads=4,
