@@ -62,3 +62,28 @@ def read_scalars(work_dir: str) -> List[dict]:
     assert logs, f'no scalars.json under {work_dir}'
     with open(logs[-1]) as f:
         return [json.loads(line) for line in f]
+
+
+@pytest.fixture()
+def video(tmp_path) -> str:
+    """A 20-frame 64 x 64 mp4 of a texture panning 1 px/frame, under
+    ``tmp_path / 'data'``."""
+    import numpy as np
+
+    from mme_plugin.datasets.synthetic import random_texture, write_video
+    rng = np.random.default_rng(2)
+    tex = random_texture(rng, 64, 128)
+    frames = np.stack([tex[:, 40 - t:104 - t] for t in range(20)])
+    path = str(tmp_path / 'data' / 'a.mp4')
+    write_video(path, frames)
+    return path
+
+
+def decoded(video: str) -> dict:
+    """``video`` through VideoInit, DenseSampleFrames(4, 4, L=4, test mode)
+    and VideoDecode: sparse and dense frames."""
+    from mme_plugin.datasets.transforms import (DenseSampleFrames,
+                                                VideoDecode, VideoInit)
+    res = VideoInit()(dict(filename=video))
+    res = DenseSampleFrames(4, 4, traj_len=4, test_mode=True)(res)
+    return VideoDecode(extra_keys=('dense_frame_inds', ))(res)

@@ -5,11 +5,12 @@ import numpy as np
 import pytest
 
 import mme_plugin  # noqa: F401
-from mme_plugin.datasets.synthetic import random_texture, write_video
+from mme_plugin.datasets.synthetic import random_texture
 from mme_plugin.datasets.transforms import (ComputeFlow, DenseSampleFrames,
                                             DISFlow, FarnebackFlow,
-                                            FlowCacheError, ShortVideoError,
-                                            VideoDecode, VideoInit)
+                                            FlowCacheError, ShortVideoError)
+
+from .conftest import decoded
 
 
 def test_dense_indices_cover_each_tube_span():
@@ -71,27 +72,11 @@ def test_chained_flows_equal_pairwise_flows(backend):
     np.testing.assert_array_equal(got[1], backend(b, frames[2]))
 
 
-@pytest.fixture()
-def video(tmp_path):
-    rng = np.random.default_rng(2)
-    tex = random_texture(rng, 64, 128)
-    frames = np.stack([tex[:, 40 - t:104 - t] for t in range(20)])
-    path = str(tmp_path / 'data' / 'a.mp4')
-    write_video(path, frames)
-    return path
-
-
-def _decoded(video):
-    res = VideoInit()(dict(filename=video))
-    res = DenseSampleFrames(4, 4, traj_len=4, test_mode=True)(res)
-    return VideoDecode(extra_keys=('dense_frame_inds', ))(res)
-
-
 def test_cache_read_mode_names_the_missing_entry(video, tmp_path):
     t = ComputeFlow(cache_dir=str(tmp_path / 'cache'), cache_mode='read')
     with pytest.raises(FlowCacheError,
                        match=r'a\.mp4.*missing.*extract_trajectories'):
-        t(_decoded(video))
+        t(decoded(video))
 
 
 @pytest.mark.parametrize('scale', [1.0, 0.5])
@@ -101,24 +86,24 @@ def test_cache_round_trip_and_stale_detection(video, tmp_path, scale):
     cache = str(tmp_path / 'cache')
     backend = dict(type='FarnebackFlow', scale=scale)
     tol = 1 / 64 / scale
-    fresh = ComputeFlow(backend=backend)(_decoded(video))['flows']
+    fresh = ComputeFlow(backend=backend)(decoded(video))['flows']
     filled = ComputeFlow(backend=backend, cache_dir=cache,
                          cache_mode='readwrite',
-                         data_root=str(tmp_path / 'data'))(_decoded(video))
+                         data_root=str(tmp_path / 'data'))(decoded(video))
     np.testing.assert_allclose(filled['flows'], fresh, atol=tol)
     reader = ComputeFlow(backend=backend, cache_dir=cache, cache_mode='read',
                          data_root=str(tmp_path / 'data'))
-    np.testing.assert_allclose(reader(_decoded(video))['flows'], fresh,
+    np.testing.assert_allclose(reader(decoded(video))['flows'], fresh,
                                atol=tol)
     # Re-encode the video: the entry is stale and must not be used.
     st = os.stat(video)
     os.utime(video, (st.st_atime, st.st_mtime + 10))
     with pytest.raises(FlowCacheError, match='stale'):
-        reader(_decoded(video))
+        reader(decoded(video))
 
 
 def test_cache_must_precede_geometric_augmentation(video, tmp_path):
-    res = _decoded(video)
+    res = decoded(video)
     res['crop_bbox'] = np.array([0, 0, 32, 32])
     with pytest.raises(RuntimeError, match='before crop'):
         ComputeFlow(cache_dir=str(tmp_path / 'c'))(res)

@@ -8,26 +8,10 @@ import numpy as np
 import pytest
 
 import mme_plugin  # noqa: F401
-from mme_plugin.datasets.synthetic import random_texture, write_video
-from mme_plugin.datasets.transforms import (ComputeFlow, DenseSampleFrames,
-                                            FlowCache, FlowCacheError,
-                                            VideoDecode, VideoInit)
+from mme_plugin.datasets.transforms import (ComputeFlow, FlowCache,
+                                            FlowCacheError)
 
-
-@pytest.fixture
-def video(tmp_path):
-    rng = np.random.default_rng(0)
-    tex = random_texture(rng, 64, 96)
-    frames = np.stack([np.roll(tex, 2 * t, axis=1) for t in range(24)])
-    path = str(tmp_path / 'data' / 'a.mp4')
-    write_video(path, frames)
-    return path
-
-
-def _decoded(video):
-    res = VideoInit()(dict(filename=video))
-    res = DenseSampleFrames(4, 4, traj_len=4, test_mode=True)(res)
-    return VideoDecode(extra_keys=('dense_frame_inds', ))(res)
+from .conftest import decoded
 
 
 def _flow(tmp_path, mode):
@@ -43,7 +27,7 @@ def _entry(tmp_path, video):
 
 @pytest.mark.parametrize('damage', ['truncate', 'zeros'])
 def test_corrupt_entry_is_recomputed_or_named(video, tmp_path, damage):
-    want = _flow(tmp_path, 'readwrite')(_decoded(video))['flows']
+    want = _flow(tmp_path, 'readwrite')(decoded(video))['flows']
     arr, _ = _entry(tmp_path, video)
     size = os.path.getsize(arr)
     with open(arr, 'r+b') as f:
@@ -54,12 +38,12 @@ def test_corrupt_entry_is_recomputed_or_named(video, tmp_path, damage):
     with pytest.raises(FlowCacheError,
                        match=r'a\.mp4: flow cache entry corrupt.*'
                        r'extract_trajectories'):
-        _flow(tmp_path, 'read')(_decoded(video))
-    got = _flow(tmp_path, 'readwrite')(_decoded(video))['flows']
+        _flow(tmp_path, 'read')(decoded(video))
+    got = _flow(tmp_path, 'readwrite')(decoded(video))['flows']
     np.testing.assert_array_equal(got, want)  # recomputed and replaced
     assert _flow(tmp_path, 'read').cache.check(
         video, _flow(tmp_path, 'read').backend.tag,
-        _decoded(video)['total_frames']) is None
+        decoded(video)['total_frames']) is None
 
 
 def _write_many(args):
@@ -94,7 +78,7 @@ def test_full_disk_cleans_up_and_names_the_cache_dir(video, tmp_path,
     with pytest.raises(FlowCacheError,
                        match=r'to .*cache failed \(No space left on device\)'
                        r'.*nothing partial'):
-        _flow(tmp_path, 'readwrite')(_decoded(video))
+        _flow(tmp_path, 'readwrite')(decoded(video))
     files = [f for _, _, fs in os.walk(tmp_path / 'cache') for f in fs]
     assert files == []
 
@@ -107,19 +91,21 @@ def test_unwritable_cache_dir_computes_on_the_fly_with_one_warning(
     monkeypatch.setattr(np, 'save', denied)
     t = _flow(tmp_path, 'readwrite')
     want = ComputeFlow(backend=dict(type='DISFlow', preset='ultrafast'))(
-        _decoded(video))['flows']
+        decoded(video))['flows']
     with pytest.warns(UserWarning, match='not writable.*on the fly'):
-        got = t(_decoded(video))['flows']
+        got = t(decoded(video))['flows']
     np.testing.assert_array_equal(got, want)
     import warnings
     with warnings.catch_warnings():
         warnings.simplefilter('error')  # only one warning per process
-        t(_decoded(video))
+        t(decoded(video))
 
 
 def test_same_size_replacement_with_kept_mtime_is_stale(video, tmp_path):
     t = _flow(tmp_path, 'readwrite')
-    t(_decoded(video))
+    total = decoded(video)['total_frames']
+    t(decoded(video))
+    assert t.cache.check(video, t.backend.tag, total) is None
     st = os.stat(video)
     data = open(video, 'rb').read()
     other = bytes(reversed(data))  # same size, other content
@@ -127,5 +113,5 @@ def test_same_size_replacement_with_kept_mtime_is_stale(video, tmp_path):
         f.write(other)
     os.utime(video, ns=(st.st_atime_ns, st.st_mtime_ns))  # rsync -t
     assert os.stat(video).st_size == st.st_size
-    reason = t.cache.check(video, t.backend.tag, 24)
-    assert reason is not None and reason.startswith('stale')
+    reason = t.cache.check(video, t.backend.tag, total)
+    assert reason == 'stale (the video changed after the cache was written)'

@@ -121,8 +121,9 @@ def save_checkpoint_with_step(self, runner, step: int, meta: dict) -> None:
 
 
 def _readable(path: str) -> Tuple[bool, str]:
-    """Whether ``path`` opens as a torch checkpoint (cheap: the zip index
-    and the pickle are read, tensors are not)."""
+    """Whether ``path`` is a complete torch checkpoint: a zip archive whose
+    members all pass their CRC check (reads the file once, unpickles
+    nothing)."""
     if osp.isdir(path):  # DeepSpeed checkpoint folders: trust them
         return True, ''
     try:
