@@ -124,7 +124,8 @@ def _load_checkpoint_to_model(model: Any,
     return _ORIG['to_model'](model, checkpoint, strict, logger, revise_keys)
 
 
-def _load_checkpoint(self, filename: str, *args: Any, **kwargs: Any) -> Any:
+def _runner_load_checkpoint(self, filename: str, *args: Any,
+                            **kwargs: Any) -> Any:
     _ORIG['source'] = filename
     try:
         return _ORIG['load_checkpoint'](self, filename, *args, **kwargs)
@@ -149,5 +150,5 @@ def patch_runner() -> None:
     _ORIG['load_checkpoint'] = runner_mod.Runner.load_checkpoint
     _ORIG['test'] = runner_mod.Runner.test
     runner_mod._load_checkpoint_to_model = _load_checkpoint_to_model
-    runner_mod.Runner.load_checkpoint = _load_checkpoint
+    runner_mod.Runner.load_checkpoint = _runner_load_checkpoint
     runner_mod.Runner.test = _test
