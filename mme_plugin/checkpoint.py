@@ -114,10 +114,12 @@ def verify_state_dict(state: Dict[str, torch.Tensor], model: nn.Module,
         filled
 
 
-_OFFICIAL_RULES = [
-    (r'^patch_embed\.proj\.', 'patch_embed.projection.'),
-    (r'\.mlp\.fc1\.', '.mlp.layers.0.0.'),
-    (r'\.mlp\.fc2\.', '.mlp.layers.1.'),
+# Block key renames, one table for both directions: (where the name must
+# start: key start or after a dot, official name, mmaction name).
+_RENAMES = [
+    (r'^', 'patch_embed.proj.', 'patch_embed.projection.'),
+    (r'(?<=\.)', 'mlp.fc1.', 'mlp.layers.0.0.'),
+    (r'(?<=\.)', 'mlp.fc2.', 'mlp.layers.1.'),
 ]
 # Official MME decoder heads, in the release's order (target 'idt':
 # decoder_num_classes = [hog, traj]).
@@ -133,15 +135,17 @@ FINAL_NORM_RULE = (
 
 
 def _block_keys(key: str) -> str:
-    for pattern, repl in _OFFICIAL_RULES:
-        key = re.sub(pattern, repl, key)
+    """Official block key -> mmaction block key (:data:`_RENAMES`)."""
+    for lead, official, ours in _RENAMES:
+        key = re.sub(lead + re.escape(official), ours, key)
     return key
 
 
 def _block_keys_back(key: str) -> str:
-    key = re.sub(r'^patch_embed\.projection\.', 'patch_embed.proj.', key)
-    key = re.sub(r'\.mlp\.layers\.0\.0\.', '.mlp.fc1.', key)
-    return re.sub(r'\.mlp\.layers\.1\.', '.mlp.fc2.', key)
+    """mmaction block key -> official block key (:data:`_RENAMES`)."""
+    for lead, official, ours in _RENAMES:
+        key = re.sub(lead + re.escape(ours), official, key)
+    return key
 
 
 def hog_head_permutation(points: int, channels: int = 3,

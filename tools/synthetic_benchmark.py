@@ -146,7 +146,6 @@ class Probe:
         register_all_modules()
         cfg = Config.fromfile(osp.join(REPO, SUPERVISED))
         self.backbone_cfg = cfg.model.backbone
-        self.feats = {}
         self.data = {}
         for split in ('train', 'val'):
             ds = cfg.test_dataloader.dataset.copy()
