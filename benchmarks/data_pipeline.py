@@ -16,7 +16,8 @@ Example:
     # cost vs clip length, trajectory length L and crop size:
     python benchmarks/data_pipeline.py --clips 4 --scaling \
         --out work_dirs/benchmarks_data_scaling.json
-    # flow choices against release Farneback on your own videos:
+    # flow choices against release Farneback on your own videos (the full
+    # table, with reliability, is tools/analysis/flow_report.py):
     python benchmarks/data_pipeline.py --agreement data/k400/val/*.mp4 \
         --out work_dirs/flow_agreement.json
 """
@@ -42,18 +43,11 @@ import torch  # noqa: E402
 from mme_plugin.datasets.synthetic import render_clip, write_video  # noqa
 from mme_plugin.datasets.transforms import (  # noqa: E402
     ComputeFlow, grid_points, track_points)
+from mme_plugin.evaluation.flow_quality import FLOW_CHOICES  # noqa: E402
 from mme_plugin.registry import TRANSFORMS  # noqa: E402
 from mme_plugin.utils import register_all_modules  # noqa: E402
 
-BACKENDS = {
-    'farneback (release)': dict(type='FarnebackFlow'),
-    'farneback scale 0.5': dict(type='FarnebackFlow', scale=0.5),
-    'dis medium': dict(type='DISFlow', preset='medium'),
-    'dis fast': dict(type='DISFlow', preset='fast'),
-    'dis fast scale 0.5': dict(type='DISFlow', preset='fast', scale=0.5),
-    'dis ultrafast scale 0.5': dict(type='DISFlow', preset='ultrafast',
-                                    scale=0.5),
-}
+BACKENDS = FLOW_CHOICES
 
 
 def make_videos(root: str, n: int, frames: int = 80) -> List[str]:
@@ -193,32 +187,10 @@ def flow_accuracy(n_clips: int = 8) -> Dict[str, Dict[str, float]]:
 def flow_agreement(videos: List[str], starts: int = 4
                    ) -> Dict[str, Dict[str, float]]:
     """Trajectory end-point distance (px, L = 4, 224 x 224 frames) of each
-    backend from release Farneback on YOUR videos (no ground truth there):
-    ``starts`` clips of 5 consecutive frames spread over each video."""
-    from mme_plugin.datasets.transforms import get_frames, open_video
-    register_all_modules()
-    dist: Dict[str, List[float]] = {}
-    grid = grid_points(224, 224, 8).reshape(-1, 2)
-    for video in videos:
-        reader = open_video(video)
-        n = reader.num_frames
-        for k in range(starts):
-            s0 = (n - 5) * (k + 1) // (starts + 1)
-            frames, reader = get_frames(reader, video, range(s0, s0 + 5))
-            frames = [cv2.resize(np.asarray(f), (224, 224),
-                                 interpolation=cv2.INTER_AREA)
-                      for f in frames]
-            ends = {}
-            for name, cfg in BACKENDS.items():
-                backend = TRANSFORMS.build(dict(type='ComputeFlow',
-                                                backend=cfg)).backend
-                pos, _ = track_points(backend.chain(frames), grid)
-                ends[name] = pos[-1]
-            ref = ends['farneback (release)']
-            for name, end in ends.items():
-                dist.setdefault(name, []).append(
-                    float(np.linalg.norm(end - ref, axis=-1).mean()))
-    return {k: dict(vs_release=float(np.mean(v))) for k, v in dist.items()}
+    backend from release Farneback on YOUR videos, with the reliability
+    measures of ``tools/analysis/flow_report.py`` (the same function)."""
+    from mme_plugin.evaluation import flow_quality
+    return flow_quality(videos, BACKENDS, starts=starts)
 
 
 def scaled_pipeline(base: List[Dict], clip_len: int, traj_len: int,
@@ -318,8 +290,9 @@ def main() -> None:
         report['agreement_px'] = flow_agreement(args.agreement)
         report['agreement_videos'] = args.agreement
         for k, v in report['agreement_px'].items():
-            print(f"{k:24s} end points {v['vs_release']:.2f} px from "
-                  'release Farneback (L = 4, 224 px)')
+            print(f"{k:24s} end points {v['vs_release_px']:.2f} px from "
+                  f"release Farneback (L = 4, 224 px); {v['reliable']:.1%} "
+                  'of the points reliable')
         write_report(report, args.out)
         return
     if args.scaling:

@@ -45,8 +45,13 @@ def test_two_iteration_pretraining_trains_on_real_targets(
             assert r[f'{name}_target_abs'] > 0.01  # never zero targets
         if 'loss_traj' in terms:
             assert r['traj_valid'] > 0.5
+            # the pipeline's reliability checks are logged per reason
+            from mme_plugin.ops import REJECT_REASONS
+            for why in REJECT_REASONS:
+                assert 0 <= r[f'reject_{why}'] < 0.5
     if 'videomae' not in config:  # the flow cache was filled on first use
         assert glob(f'{tmp_path}/fc/train/*.npy')
+        assert glob(f'{tmp_path}/fc/train/*-bwd.npy')  # backward flows
     ckpt = torch.load(osp.join(work, 'epoch_2.pth'), weights_only=False)
     assert any(k.startswith('backbone.') for k in ckpt['state_dict'])
 

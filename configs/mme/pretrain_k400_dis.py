@@ -25,15 +25,18 @@ train_pipeline = [
     # cache holds flows of the original frames, so it cannot be used here.)
     dict(type='ComputeFlow',
          backend=dict(type='DISFlow', preset='ultrafast', scale=0.5),
-         full_res=False),
+         full_res=False, backward=True),
     dict(type='ComputeTrajectories', grid_step=8),
+    # Reject occluded / mistracked points (forward-backward and photometric
+    # checks) and tubes across shot cuts (docs/mme_design.md).
+    dict(type='CheckTrajectoryReliability'),
     dict(type='PrepareHOGInputs', mode='trajectory'),
     dict(type='BuildMMETargets', patch_size=16, norm='patch_std'),
     dict(type='TubeMasking', mask_ratio=0.7, patch_size=16, tubelet_size=2),
     dict(type='FormatShape', input_format='NCTHW'),
     dict(type='PackActionInputs',
          algorithm_keys=('mask', 'traj_target', 'traj_valid', 'hog_frames',
-                         'hog_points', 'hog_valid'),
+                         'hog_points', 'hog_valid', 'traj_reject'),
          meta_keys=('img_shape', 'filename'))
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))

@@ -27,6 +27,12 @@ train_pipeline = [
     dict(type='MotionResize', scale=(224, 224), keep_ratio=False),
     # No flip: SSv2 labels depend on direction.
     dict(type='ComputeTrajectories', grid_step=8),
+    # Reject occluded / mistracked points (photometric check) and tubes
+    # across shot cuts (docs/mme_design.md). The forward-backward check
+    # needs backward flow, which doubles release-setting Farneback's cost:
+    # enable it with ComputeFlow(backward=True) and fb_check=True
+    # (measured cost in docs/benchmarks.md).
+    dict(type='CheckTrajectoryReliability', fb_check=False),
     # HOG along the trajectories is computed by the model on the GPU
     # (model.hog_target, as the release does); a worker only keeps the
     # frames and points. ComputeHOG here instead does it on the CPU at
@@ -37,7 +43,7 @@ train_pipeline = [
     dict(type='FormatShape', input_format='NCTHW'),
     dict(type='PackActionInputs',
          algorithm_keys=('mask', 'traj_target', 'traj_valid', 'hog_frames',
-                         'hog_points', 'hog_valid'),
+                         'hog_points', 'hog_valid', 'traj_reject'),
          meta_keys=('img_shape', 'filename'))
 ]
 train_dataloader = dict(

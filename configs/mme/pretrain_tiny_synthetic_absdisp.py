@@ -15,15 +15,19 @@ train_pipeline = [
          frame_interval=frame_interval, tubelet_size=2, traj_len=traj_len),
     dict(type='VideoDecode', extra_keys=('dense_frame_inds', )),
     # Flow of the original frames (cacheable); crop/resize carry it along.
+    # backward=True: backward flows too, for the forward-backward check.
     dict(type='ComputeFlow', backend=dict(type='FarnebackFlow'),
          cache_dir=flow_cache_dir, cache_mode='readwrite',
-         data_root=data_root),
+         data_root=data_root, backward=True),
     dict(type='MotionMultiScaleCrop', input_size=img_size,
          scales=(1, .875, .75, .66), random_crop=False, max_wh_scale_gap=1,
          num_fixed_crops=13),
     dict(type='MotionResize', scale=(img_size, img_size), keep_ratio=False),
     # No flip: the synthetic classes depend on direction.
     dict(type='ComputeTrajectories', grid_step=grid_step),
+    # Reject occluded / mistracked points (forward-backward and photometric
+    # checks) and tubes across shot cuts (docs/mme_design.md).
+    dict(type='CheckTrajectoryReliability'),
     dict(type='ComputeHOG', mode='trajectory', cell_size=grid_step,
          channels='gray'),
     dict(type='BuildMMETargets', patch_size=patch_size, norm='none',
@@ -33,7 +37,7 @@ train_pipeline = [
     dict(type='FormatShape', input_format='NCTHW'),
     dict(type='PackActionInputs',
          algorithm_keys=('mask', 'traj_target', 'traj_valid', 'hog_target',
-                         'hog_valid'),
+                         'hog_valid', 'traj_reject'),
          meta_keys=('img_shape', 'filename'))
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))

@@ -120,8 +120,10 @@ def render_clip(label: int,
 
     Returns:
         tuple: ``frames`` (uint8, T x H x W x 3, RGB) and ``info`` with the
-        sprite centre, speed and per-frame affine matrices (2 x 3, mapping
-        sprite-local coordinates of frame 0 to frame t).
+        sprite centre, speed, per-frame affine matrices (2 x 3, mapping
+        sprite-local coordinates of frame 0 to frame t) and per-frame sprite
+        coverage ``alpha`` (T x H x W float32, 1 = sprite): the ground truth
+        of motion and occlusion.
     """
     if not 0 <= label < len(MOTION_CLASSES):
         raise ValueError(f'label {label} not in [0, {len(MOTION_CLASSES)})')
@@ -158,7 +160,7 @@ def render_clip(label: int,
     xe, ye = min(w, x0 + side), min(h, y0 + side)
     canvas[ys:ye, xs:xe] = sprite[ys - y0:ye - y0, xs - x0:xe - x0]
     canvas_a[ys:ye, xs:xe] = alpha[ys - y0:ye - y0, xs - x0:xe - x0]
-    frames, mats = [], []
+    frames, mats, alphas = [], [], []
     for t in range(num_frames):
         dx, dy, angle, scale = _motion_params(label, float(t), speed)
         mat = cv2.getRotationMatrix2D((cx, cy), angle, scale)
@@ -169,7 +171,9 @@ def render_clip(label: int,
         frame = background * (1 - a[..., None]) + spr * a[..., None]
         frames.append(np.clip(frame, 0, 255).astype(np.uint8))
         mats.append(mat)
-    info = dict(center=(cx, cy), speed=speed, side=side, affine=np.stack(mats))
+        alphas.append(a)
+    info = dict(center=(cx, cy), speed=speed, side=side, affine=np.stack(mats),
+                alpha=np.stack(alphas))
     return np.stack(frames), info
 
 

@@ -45,7 +45,7 @@ def _one(video: str) -> Tuple[str, str, Optional[str]]:
     try:
         from mme_plugin.datasets.transforms import open_video
         reader = open_video(video)
-        reason = t.cache.check(video, t.backend.tag, reader.num_frames)
+        reason = t.check_cache(video, reader.num_frames)
         if reason is None:
             return video, 'skipped', None
         t.fill(video, reader=reader)

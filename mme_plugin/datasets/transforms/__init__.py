@@ -9,8 +9,9 @@ from .masking import TubeMasking
 from .motion_augment import MotionFlip, MotionMultiScaleCrop, MotionResize
 from .motion_targets import BuildMMETargets, patch_std
 from .rand_augment import RAND_AUGMENT_OPS, VideoRandAugment
+from .reliability import REJECT_REASONS, CheckTrajectoryReliability
 from .trajectory import (ComputeTrajectories, grid_points, sample_bilinear,
-                         track_points)
+                         sample_flow_at, track_points)
 from .video_io import (DecordReader, PyAVReader, VideoDecode, VideoInit,
                        VideoReadError, get_frames, open_video)
 
@@ -22,8 +23,9 @@ __all__ = [
     'PrepareHOGInputs',
     'TubeMasking', 'MotionFlip', 'MotionMultiScaleCrop', 'MotionResize',
     'resize_flow', 'BuildMMETargets', 'patch_std', 'RAND_AUGMENT_OPS',
-    'VideoRandAugment', 'ComputeTrajectories',
-    'grid_points', 'sample_bilinear', 'track_points', 'DecordReader',
+    'VideoRandAugment', 'ComputeTrajectories', 'CheckTrajectoryReliability',
+    'REJECT_REASONS', 'grid_points', 'sample_bilinear', 'sample_flow_at',
+    'track_points', 'DecordReader',
     'PyAVReader', 'VideoDecode', 'VideoInit', 'VideoReadError', 'open_video',
     'get_frames'
 ]

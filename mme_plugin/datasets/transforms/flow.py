@@ -384,7 +384,9 @@ class ComputeFlow(BaseTransform):
     holds flows of the original frames). Added key: ``flows``
     (``[N_tubes, L, H, W, 2]`` float32, pixels of the current frame size;
     with ``full_res=False`` ``[N_tubes, L, h, w, 2]`` at the backend's
-    working resolution, in its pixels).
+    working resolution, in its pixels); with ``backward=True`` also
+    ``flows_bwd``, the flows from each dense frame to the one before it,
+    same shape and units.
 
     Args:
         backend (dict): Flow backend config, e.g.
@@ -404,6 +406,11 @@ class ComputeFlow(BaseTransform):
             :class:`ComputeTrajectories` samples them there (no upsampling;
             faster). Only for a ComputeFlow that comes after all geometric
             transforms, without a cache. Defaults to True.
+        backward (bool): Also compute the backward flows ``flows_bwd``
+            (``[N_tubes, L, H, W, 2]``, dense frame j + 1 -> j), for the
+            forward-backward check of :class:`CheckTrajectoryReliability`.
+            Doubles the flow cost; cached as entries of their own (tag
+            ``<backend tag>-bwd``). Defaults to False.
     """
 
     def __init__(self,
@@ -411,7 +418,8 @@ class ComputeFlow(BaseTransform):
                  cache_dir: Optional[str] = None,
                  cache_mode: str = 'read',
                  data_root: Optional[str] = None,
-                 full_res: bool = True) -> None:
+                 full_res: bool = True,
+                 backward: bool = False) -> None:
         if cache_mode not in ('read', 'readwrite'):
             raise ValueError("cache_mode must be 'read' or 'readwrite'")
         if cache_dir and not full_res:
@@ -420,63 +428,94 @@ class ComputeFlow(BaseTransform):
                 'crop/resize; a cache holds flows of the original frames, '
                 'which crop/resize need at full resolution')
         self.full_res = full_res
+        self.backward = backward
         self.backend_cfg = backend
         self.backend = build_flow_backend(backend)
         self.cache = FlowCache(cache_dir, data_root) if cache_dir else None
         self.cache_mode = cache_mode
         self._read_only = False  # set once a write found it unwritable
 
-    def _compute(self, dense: np.ndarray) -> np.ndarray:
+    def _compute(self, dense: np.ndarray, backward: bool = False
+                 ) -> np.ndarray:
+        """Flows of every tube's consecutive dense frames; ``backward``:
+        from each frame to the one before it (same indexing)."""
         n, s = dense.shape[:2]
         chain = getattr(self.backend, 'chain', None)  # any callable works
         if chain is not None:
+            if backward:
+                return np.stack([chain(d[::-1], self.full_res)[::-1]
+                                 for d in dense])
             return np.stack([chain(d, self.full_res) for d in dense])
         flows = np.empty((n, s - 1, *dense.shape[2:4], 2), np.float32)
         for i in range(n):
             for j in range(s - 1):
-                flows[i, j] = self.backend(dense[i, j], dense[i, j + 1])
+                a, b = dense[i, j], dense[i, j + 1]
+                flows[i, j] = self.backend(b, a) if backward else \
+                    self.backend(a, b)
         return flows
+
+    def _compute_all(self, results: Dict) -> Dict:
+        dense = results['dense_imgs']
+        results['flows'] = self._compute(dense)
+        if self.backward:
+            results['flows_bwd'] = self._compute(dense, backward=True)
+        return results
+
+    @property
+    def tags(self) -> Dict[str, str]:
+        """Cache tag of each flow key this transform produces."""
+        tag = self.backend.tag
+        return dict(flows=tag, flows_bwd=tag + '-bwd') if self.backward \
+            else dict(flows=tag)
+
+    def check_cache(self, video: str, total: int) -> Optional[str]:
+        """Why the cache cannot serve ``video`` (``None`` if it can): every
+        direction this transform needs must have a usable entry."""
+        for key, tag in self.tags.items():
+            reason = self.cache.check(video, tag, total)
+            if reason is not None:
+                return reason if key == 'flows' else f'{reason} (backward)'
+        return None
 
     def transform(self, results: Dict) -> Dict:
         """Compute (or read) the flows."""
         dense = results['dense_imgs']
         if self.cache is None:
-            results['flows'] = self._compute(dense)
-            return results
+            return self._compute_all(results)
         if 'crop_bbox' in results or results.get('flip', False):
             raise RuntimeError(
                 'ComputeFlow with a cache must come before crop/resize/flip '
                 'in the pipeline: the cache holds flows of original frames.')
         video = results['filename']
-        tag = self.backend.tag
         total = int(results['total_frames'])
-        reason = self.cache.check(video, tag, total)
+        reason = self.check_cache(video, total)
         if reason is not None:
             if self.cache_mode == 'read':
                 raise FlowCacheError(
                     f'{video}: flow cache entry {reason} in '
-                    f'{self.cache.root} (backend {tag}). Fill the cache with '
-                    '`python tools/data/extract_trajectories.py CONFIG` or '
-                    "set cache_mode='readwrite' (or drop cache_dir).")
+                    f'{self.cache.root} (backend {self.backend.tag}). Fill '
+                    'the cache with `python tools/data/extract_trajectories.py'
+                    " CONFIG` or set cache_mode='readwrite' (or drop "
+                    'cache_dir).')
             if self._read_only:
-                results['flows'] = self._compute(dense)
-                return results
+                return self._compute_all(results)
             try:
                 self.fill(video, total)
             except FlowCacheReadOnly as e:
                 warnings.warn(f'{e}: computing flows on the fly (no caching)'
                               ' from now on in this process.')
                 self._read_only = True
-                results['flows'] = self._compute(dense)
-                return results
+                return self._compute_all(results)
         starts = results['dense_frame_inds'][:, :-1]
-        results['flows'] = self.cache.read(video, tag, starts,
+        for key, tag in self.tags.items():
+            results[key] = self.cache.read(video, tag, starts,
                                            dense.shape[2:4])
         return results
 
     def fill(self, video: str, total: Optional[int] = None,
              reader=None) -> None:
-        """Compute and store all consecutive flows of ``video``.
+        """Compute and store all consecutive flows of ``video`` (and the
+        backward ones if ``backward``).
 
         Args:
             video (str): Video path.
@@ -488,18 +527,25 @@ class ComputeFlow(BaseTransform):
         if reader is None:
             reader = open_video(video)
         total = reader.num_frames if total is None else total
-        flows, prev = [], None
+        flows: Dict[str, list] = {key: [] for key in self.tags}
+        prev = None
         step = 64
         for start in range(0, total, step):
             idx = list(range(start, min(total, start + step)))
             batch, reader = get_frames(reader, video, idx)  # PyAV fallback
             for frame in batch:
                 if prev is not None:
-                    flows.append(self.backend.working_res(prev, frame))
+                    flows['flows'].append(
+                        self.backend.working_res(prev, frame))
+                    if self.backward:
+                        flows['flows_bwd'].append(
+                            self.backend.working_res(frame, prev))
                 prev = frame
-        self.cache.write(video, self.backend.tag, np.stack(flows), total)
+        for key, tag in self.tags.items():
+            self.cache.write(video, tag, np.stack(flows[key]), total)
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(backend={self.backend_cfg}, '
                 f'cache_dir={self.cache.root if self.cache else None}, '
-                f'cache_mode={self.cache_mode}, full_res={self.full_res})')
+                f'cache_mode={self.cache_mode}, full_res={self.full_res}, '
+                f'backward={self.backward})')

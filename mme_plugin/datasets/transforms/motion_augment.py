@@ -26,7 +26,9 @@ from .flow import resize_flow
 
 __all__ = ['MotionMultiScaleCrop', 'MotionResize', 'MotionFlip']
 
-_MOTION_KEYS = ('dense_imgs', 'flows')
+#: Flow fields carried along: forward and backward (same geometry rules).
+FLOW_KEYS = ('flows', 'flows_bwd')
+_MOTION_KEYS = ('dense_imgs', ) + FLOW_KEYS
 
 
 def _check_inputs(transform, results: Dict) -> None:
@@ -65,7 +67,7 @@ class MotionMultiScaleCrop(MultiScaleCrop):
 
 @TRANSFORMS.register_module()
 class MotionResize(Resize):
-    """Stock ``Resize`` that also resizes ``dense_imgs`` and ``flows``.
+    """Stock ``Resize`` that also resizes ``dense_imgs`` and the flows.
 
     Flow values are multiplied by the scale factors so they stay in pixels
     of the new size.
@@ -87,11 +89,12 @@ class MotionResize(Resize):
             ]
             results['dense_imgs'] = np.stack(out).reshape(
                 *d.shape[:-3], new_h, new_w, d.shape[-1])
-        if 'flows' in results:
-            f = results['flows']
-            flat = f.reshape(-1, *f.shape[-3:])
-            out = [resize_flow(x, (new_w, new_h)) for x in flat]
-            results['flows'] = np.stack(out).reshape(*f.shape[:-3], new_h,
+        for key in FLOW_KEYS:
+            if key in results:
+                f = results[key]
+                flat = f.reshape(-1, *f.shape[-3:])
+                out = [resize_flow(x, (new_w, new_h)) for x in flat]
+                results[key] = np.stack(out).reshape(*f.shape[:-3], new_h,
                                                      new_w, 2)
         return results
 
@@ -119,8 +122,9 @@ class MotionFlip(Flip):
         if 'dense_imgs' in results:
             results['dense_imgs'] = np.ascontiguousarray(
                 np.flip(results['dense_imgs'], axis=axis))
-        if 'flows' in results:
-            flows = np.flip(results['flows'], axis=axis).copy()
-            flows[..., comp] *= -1
-            results['flows'] = flows
+        for key in FLOW_KEYS:
+            if key in results:
+                flows = np.flip(results[key], axis=axis).copy()
+                flows[..., comp] *= -1
+                results[key] = flows
         return results

@@ -48,6 +48,7 @@ import numpy as np
 import torch
 from mmcv.transforms import BaseTransform
 
+from mme_plugin.ops.flow_reliability import REJECT_REASONS
 from mme_plugin.registry import TRANSFORMS
 
 __all__ = ['BuildMMETargets', 'patch_std']
@@ -83,7 +84,10 @@ class BuildMMETargets(BaseTransform):
     ``traj_valid`` (``[N, gh, gw]``), ``traj_grid_step``; ``hog`` if
     ``with_hog``. Added keys (torch tensors): ``traj_target`` (``[T, 2Lk^2]``),
     ``traj_valid`` (``[T]`` bool), ``hog_target`` (``[T, S k^2 D]``) and
-    ``hog_valid`` (``[T]`` bool), with T = N * (H/patch) * (W/patch) tokens.
+    ``hog_valid`` (``[T]`` bool), with T = N * (H/patch) * (W/patch) tokens,
+    and ``traj_reject`` (``[4]`` float32: the fraction of the clip's points
+    rejected for each reason of :data:`REJECT_REASONS`; pack it to have the
+    model log ``reject_<reason>``).
     After :class:`PrepareHOGInputs` (HOG computed by the model) there is no
     ``hog`` and only ``hog_valid`` is added; ``hog_frames`` and
     ``hog_points`` stay for the model.
@@ -177,6 +181,7 @@ class BuildMMETargets(BaseTransform):
             disp = np.clip(disp, -bound, bound)
             too_far[:] = False
         point_valid = results['traj_valid'] & ~too_far
+        reject = self._reject_fractions(results, too_far)
         # -> [N, hp, wp, L, k, k, 2] -> (coord, step, k*k points)
         d = _patches(disp, k).transpose(0, 1, 2, 6, 3, 4, 5)
         d = d.reshape(*d.shape[:5], k * k)
@@ -196,15 +201,20 @@ class BuildMMETargets(BaseTransform):
                 f"{results.get('filename', '<clip>')}: only {frac:.1%} of the "
                 'tokens have valid trajectories (points left the frame, or '
                 f'{float(too_far.mean()):.1%} of the points stepped more than '
-                f'{self.max_step} px in a frame). The flow is probably broken '
-                '(e.g. quantized flow not de-quantized, a wrong cache, a shot '
-                'cut); refusing to train on empty targets. Lower '
-                'min_valid_fraction only if this clip really is that fast.')
+                f'{self.max_step} px in a frame; rejected points by reason: '
+                + ', '.join(f'{r} {v:.1%}' for r, v in zip(REJECT_REASONS,
+                                                          reject)) +
+                '). The flow is probably broken (e.g. quantized flow not '
+                'de-quantized, a wrong cache, a flow backend that fails on '
+                'these frames, a shot cut); refusing to train on empty '
+                'targets. Lower min_valid_fraction only if this clip really '
+                'is that fast.')
         if not np.isfinite(traj_target).all():
             raise RuntimeError(f"{results.get('filename')}: non-finite "
                                'trajectory targets (check the flow backend)')
         results['traj_target'] = torch.from_numpy(traj_target)
         results['traj_valid'] = torch.from_numpy(tok_valid)
+        results['traj_reject'] = torch.from_numpy(reject)
 
         if self.with_hog:
             if 'hog' in results:
@@ -221,11 +231,28 @@ class BuildMMETargets(BaseTransform):
             hog_valid = tok_valid if results.get(
                 'hog_mode') == 'trajectory' else np.ones_like(tok_valid)
             results['hog_valid'] = torch.from_numpy(hog_valid)
-        for key in ('dense_imgs', 'flows', 'hog'):
+        for key in ('dense_imgs', 'flows', 'flows_bwd', 'hog',
+                    'traj_cut_pairs'):
             results.pop(key, None)
+        if not self.keep_positions:
+            results.pop('traj_point_reason', None)
         if not self.keep_positions:
             results.pop('traj_positions', None)
         return results
+
+    @staticmethod
+    def _reject_fractions(results: Dict, too_far: np.ndarray) -> np.ndarray:
+        """Fraction of the clip's points rejected for each reason of
+        :data:`REJECT_REASONS` (each point counted once, for its first
+        reason)."""
+        reason = results.get('traj_point_reason')
+        if reason is None:  # no CheckTrajectoryReliability step
+            reason = np.where(results['traj_valid'], 0,
+                              1 + REJECT_REASONS.index('left_frame'))
+        reason = np.where((reason == 0) & too_far,
+                          1 + REJECT_REASONS.index('too_far'), reason)
+        return np.array([(reason == k + 1).mean()
+                         for k in range(len(REJECT_REASONS))], np.float32)
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(patch_size={self.patch_size}, '

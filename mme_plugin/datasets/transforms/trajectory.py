@@ -25,7 +25,7 @@ from mmcv.transforms import BaseTransform
 from mme_plugin.registry import TRANSFORMS
 
 __all__ = ['grid_points', 'sample_bilinear', 'sample_bilinear_batch',
-           'track_points', 'ComputeTrajectories']
+           'sample_flow_at', 'track_points', 'ComputeTrajectories']
 
 
 def grid_points(height: int, width: int, step: int = 8) -> np.ndarray:
@@ -140,20 +140,29 @@ def _track_all(flows: np.ndarray, start: np.ndarray,
     Returns:
         np.ndarray: positions ``[N, L + 1, ..., 2]`` in frame pixels.
     """
-    n, num, fh, fw = flows.shape[:4]
-    scaled = (fw, fh) != tuple(size_wh)
-    s = np.array([fw / size_wh[0], fh / size_wh[1]], np.float32)
+    n = flows.shape[0]
     pos = np.broadcast_to(start, (n, ) + start.shape).astype(np.float32)
     out = [pos]
-    for t in range(num):
-        if scaled:
-            step = sample_bilinear_batch(flows[:, t],
-                                         (pos + 0.5) * s - 0.5) / s
-        else:
-            step = sample_bilinear_batch(flows[:, t], pos)
+    for t in range(flows.shape[1]):
+        step = sample_flow_at(flows[:, t], pos, size_wh)
         pos = (pos + step).astype(np.float32)
         out.append(pos)
     return np.stack(out, 1)
+
+
+def sample_flow_at(flows: np.ndarray, pos: np.ndarray,
+                   size_wh: Tuple[int, int]) -> np.ndarray:
+    """Displacements of ``[N, h, w, 2]`` flows at frame positions ``pos``
+    (``[N, ..., 2]``, pixels of a W x H frame), in frame pixels.
+
+    Flows of a reduced resolution are sampled there (see
+    :func:`_track_all`), not upsampled.
+    """
+    fh, fw = flows.shape[1:3]
+    if (fw, fh) == tuple(size_wh):
+        return sample_bilinear_batch(flows, pos)
+    s = np.array([fw / size_wh[0], fh / size_wh[1]], np.float32)
+    return sample_bilinear_batch(flows, (pos + 0.5) * s - 0.5) / s
 
 
 @TRANSFORMS.register_module()

@@ -5,6 +5,7 @@ import torch
 from mmengine.model import BaseModel
 from torch import Tensor
 
+from mme_plugin.ops.flow_reliability import REJECT_REASONS
 from mme_plugin.registry import MODELS
 
 from ..losses.mme_loss import NoValidTargetsError
@@ -216,7 +217,9 @@ class MME(BaseModel):
 
     def loss(self, inputs: Tensor, preds: Dict[str, Tensor], mask: Tensor,
              data_samples: List) -> Dict[str, Tensor]:
-        """Loss terms plus monitors (``traj_valid``, ``<name>_target_abs``)."""
+        """Loss terms plus monitors (``traj_valid``, ``<name>_target_abs``
+        and, if the pipeline packs ``traj_reject``, the fraction of points
+        rejected per reason, ``reject_<reason>``)."""
         full_targets, full_valids = self.build_targets(inputs, data_samples)
         targets, valids = {}, {}
         for name in self.target_names:
@@ -253,4 +256,8 @@ class MME(BaseModel):
                 losses['traj_valid'] = valids['traj'].float().mean()
             for name, tgt in targets.items():
                 losses[f'{name}_target_abs'] = tgt.abs().mean()
+            reject = self._stack(data_samples, 'traj_reject', inputs.device)
+            if reject is not None:  # BuildMMETargets' per-reason fractions
+                for k, why in enumerate(REJECT_REASONS):
+                    losses[f'reject_{why}'] = reject[:, k].float().mean()
         return losses

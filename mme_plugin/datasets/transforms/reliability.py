@@ -1,0 +1,202 @@
+"""Reject trajectories the flow cannot vouch for (occlusion, shot cuts).
+
+The release tracks every grid point through every flow and trains on the
+result, however wrong (it only clamps steps at +-20 px). This transform, put
+between :class:`ComputeTrajectories` and :class:`BuildMMETargets`, marks a
+point's trajectory invalid when
+
+* **forward-backward check** (``fb_check``, needs
+  ``ComputeFlow(backward=True)``): at some step, the backward flow read at
+  the point's new position does not bring it back (Sundaram et al. 2010's
+  occlusion test, :func:`~mme_plugin.ops.fb_inconsistent`): the point was
+  occluded, left a moving object, or the flow failed there. Every later
+  position of the point depends on that step, and the target is the whole
+  trajectory, so the whole trajectory is invalid;
+* **photometric check** (``photo_check``, frames only): the (slightly
+  blurred) grey level at the point's new position differs from the one it
+  left by more than ``photo_threshold``: the point landed on other content,
+  typically an occluder that the smooth flow dragged it onto. Real flow
+  estimators smear motion across occlusion boundaries, so the
+  forward-backward check alone misses most occluded points there
+  (``docs/benchmarks.md``);
+* **shot cut** (``cut_check``, forward flow and frames only): a frame pair
+  inside the tube cannot be warped onto each other over most of the frame,
+  or their grey histograms jump while a good part of the frame fails to
+  warp. Then all trajectories of that tube are invalid.
+
+Thresholds are in pixels of the decoded video (converted with the resize's
+``scale_factor``, like ``BuildMMETargets.max_step``). Their defaults were
+chosen by measurement on the built-in synthetic data and on spliced clips
+(``benchmarks/flow_reliability.py``, ``docs/benchmarks.md``).
+
+Added keys: ``traj_point_reason`` (``[N, gh, gw]`` uint8: 0 valid, then the
+codes of :data:`REJECT_REASONS`, for pictures and statistics) and
+``traj_cut_pairs`` (``[N, L]`` bool); ``traj_valid`` is updated. Under
+``release_compat`` nothing is rejected (the release has no such check) and
+only the reasons are recorded.
+"""
+from typing import Dict
+
+import cv2
+import numpy as np
+from mmcv.transforms import BaseTransform
+
+from mme_plugin.ops.flow_reliability import (REJECT_REASONS,
+                                             fb_inconsistent,
+                                             pair_cut_statistics)
+from mme_plugin.registry import TRANSFORMS
+
+from .trajectory import sample_bilinear_batch, sample_flow_at
+
+__all__ = ['CheckTrajectoryReliability', 'REJECT_REASONS']
+
+
+@TRANSFORMS.register_module()
+class CheckTrajectoryReliability(BaseTransform):
+    """Invalidate occluded / badly tracked points and tubes across a cut.
+
+    Required keys: ``traj_positions`` (``[N, L + 1, gh, gw, 2]``),
+    ``traj_valid`` (``[N, gh, gw]``), ``flows``, ``dense_imgs``; with
+    ``fb_check`` also ``flows_bwd``.
+
+    Args:
+        fb_check (bool): Forward-backward check. Defaults to True.
+        fb_alpha (float): Relative tolerance of the check. Defaults to 0.01
+            (Sundaram et al.).
+        fb_beta (float): Absolute tolerance, squared pixels of the decoded
+            video. Defaults to 0.5 (Sundaram et al.).
+        photo_check (bool): Photometric check. Defaults to True.
+        photo_threshold (float): Largest grey-level change (0-255) along one
+            step. Defaults to 10.
+        photo_sigma (float): Gaussian blur (pixels) of the grey frames before
+            sampling, so sub-pixel tracking errors on sharp edges do not
+            count; 0 = none. Defaults to 1.
+        cut_check (bool): Shot-cut check. Defaults to True.
+        cut_warp_threshold (float): Grey-level error above which a pixel
+            fails to warp. Defaults to 25.
+        cut_warp_fraction (float): A pair is a cut when more than this
+            fraction of its pixels fails to warp. Defaults to 0.4.
+        cut_hist_distance (float): ... or when the grey histograms differ by
+            more than this (L1, 0-2) and more than half of
+            ``cut_warp_fraction`` fails to warp. Defaults to 0.5.
+        release_compat (bool): Reject nothing (the release's behaviour);
+            reasons are still recorded. Defaults to False.
+    """
+
+    def __init__(self,
+                 fb_check: bool = True,
+                 fb_alpha: float = 0.01,
+                 fb_beta: float = 0.5,
+                 photo_check: bool = True,
+                 photo_threshold: float = 10.0,
+                 photo_sigma: float = 1.0,
+                 cut_check: bool = True,
+                 cut_warp_threshold: float = 25.0,
+                 cut_warp_fraction: float = 0.4,
+                 cut_hist_distance: float = 0.5,
+                 release_compat: bool = False) -> None:
+        self.fb_check = fb_check
+        self.fb_alpha = fb_alpha
+        self.fb_beta = fb_beta
+        self.photo_check = photo_check
+        self.photo_threshold = photo_threshold
+        self.photo_sigma = photo_sigma
+        self.cut_check = cut_check
+        self.cut_warp_threshold = cut_warp_threshold
+        self.cut_warp_fraction = cut_warp_fraction
+        self.cut_hist_distance = cut_hist_distance
+        self.release_compat = release_compat
+
+    def fb_failures(self, results: Dict) -> np.ndarray:
+        """``[N, L, gh, gw]`` bool: the step fails the forward-backward
+        test (not cumulative)."""
+        if 'flows_bwd' not in results:
+            raise KeyError(
+                'CheckTrajectoryReliability(fb_check=True) needs backward '
+                'flows: set ComputeFlow(backward=True) in the pipeline, or '
+                'fb_check=False to keep only the shot-cut check')
+        pos = results['traj_positions']
+        bwd = results['flows_bwd']
+        h, w = results['dense_imgs'].shape[2:4]
+        # the tolerance in pixels of the current frame
+        scale = float(np.mean(results.get('scale_factor', (1.0, 1.0))))
+        beta = self.fb_beta * scale**2
+        n, s, gh, gw = pos.shape[:4]
+        fails = np.zeros((n, s - 1, gh, gw), bool)
+        for t in range(s - 1):
+            fwd = pos[:, t + 1] - pos[:, t]
+            back = sample_flow_at(bwd[:, t], pos[:, t + 1], (w, h))
+            fails[:, t] = fb_inconsistent(fwd, back, self.fb_alpha, beta)
+        return fails
+
+    def photo_failures(self, results: Dict) -> np.ndarray:
+        """``[N, L, gh, gw]`` bool: the grey level at the point's new
+        position differs from the one it left by more than
+        ``photo_threshold`` (the point landed on other content)."""
+        pos = results['traj_positions']
+        dense = results['dense_imgs']
+        n, s = dense.shape[:2]
+        gray = np.stack([
+            cv2.GaussianBlur(cv2.cvtColor(f, cv2.COLOR_RGB2GRAY), (0, 0),
+                             self.photo_sigma) if self.photo_sigma else
+            cv2.cvtColor(f, cv2.COLOR_RGB2GRAY)
+            for f in dense.reshape(-1, *dense.shape[2:])
+        ]).reshape(n, s, *dense.shape[2:4], 1).astype(np.float32)
+        vals = np.stack([sample_bilinear_batch(gray[:, t], pos[:, t])[..., 0]
+                         for t in range(s)], 1)  # [N, S, gh, gw]
+        return np.abs(np.diff(vals, axis=1)) > self.photo_threshold
+
+    def cut_pairs(self, results: Dict) -> np.ndarray:
+        """``[N, L]`` bool: the dense frame pair (t, t + 1) of the tube looks
+        like a shot cut."""
+        dense = results['dense_imgs']
+        flows = results['flows']
+        n, num = flows.shape[:2]
+        cuts = np.zeros((n, num), bool)
+        for i in range(n):
+            for t in range(num):
+                st = pair_cut_statistics(dense[i, t], dense[i, t + 1],
+                                         flows[i, t], self.cut_warp_threshold)
+                cuts[i, t] = st['warp_fail'] > self.cut_warp_fraction or (
+                    st['hist_distance'] > self.cut_hist_distance
+                    and st['warp_fail'] > self.cut_warp_fraction / 2)
+        return cuts
+
+    def transform(self, results: Dict) -> Dict:
+        """Check every trajectory; update ``traj_valid``."""
+        valid = np.asarray(results['traj_valid'], bool)
+        n, gh, gw = valid.shape
+        reason = np.zeros((n, gh, gw), np.uint8)
+        reason[~valid] = 1 + REJECT_REASONS.index('left_frame')
+        cut_pairs = np.zeros((n, results['flows'].shape[1]), bool)
+        rejected = np.zeros_like(valid)
+        if self.fb_check:
+            fb = self.fb_failures(results).any(1)
+            reason[valid & fb] = 1 + REJECT_REASONS.index('fb_check')
+            rejected |= fb
+        if self.photo_check:
+            photo = self.photo_failures(results).any(1)
+            reason[valid & (reason == 0) & photo] = \
+                1 + REJECT_REASONS.index('photo_check')
+            rejected |= photo
+        if self.cut_check:
+            cut_pairs = self.cut_pairs(results)
+            cut = np.broadcast_to(cut_pairs.any(1)[:, None, None], valid.shape)
+            reason[valid & cut] = 1 + REJECT_REASONS.index('shot_cut')
+            rejected |= cut
+        if not self.release_compat:
+            results['traj_valid'] = valid & ~rejected
+        results['traj_point_reason'] = reason
+        results['traj_cut_pairs'] = cut_pairs
+        return results
+
+    def __repr__(self) -> str:
+        return (f'{self.__class__.__name__}(fb_check={self.fb_check}, '
+                f'fb_alpha={self.fb_alpha}, fb_beta={self.fb_beta}, '
+                f'photo_check={self.photo_check}, photo_threshold='
+                f'{self.photo_threshold}, photo_sigma={self.photo_sigma}, '
+                f'cut_check={self.cut_check}, cut_warp_threshold='
+                f'{self.cut_warp_threshold}, cut_warp_fraction='
+                f'{self.cut_warp_fraction}, cut_hist_distance='
+                f'{self.cut_hist_distance}, release_compat='
+                f'{self.release_compat})')
