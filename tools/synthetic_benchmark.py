@@ -24,8 +24,11 @@ in motion; 320 labelled train clips, 400 test clips):
 Writes ``<work-dir>/results.json``, ``results.md``, ``curves.png`` (losses
 relative to their trivial level; probe accuracy against pretraining epochs)
 and ``samples/`` (one clip's mask and trajectories), and prints the table.
-``--long`` adds fine-tuning through the stock recognizer and the absolute-
-displacement ablation.
+``--long`` adds fine-tuning and the stock linear probe through the stock
+recognizer (VideoMAE and MME), the supervised baseline on every seed, and
+the ablations MME's paper cares about: absolute displacements instead of
+PatchStd (``mme_absdisp``), without HOG (``mme_nohog``) and trajectory
+length L = 2 (``mme_L2``), each with its losses, trivial levels and probe.
 
 Example:
     python tools/synthetic_benchmark.py                     # README main job
@@ -53,10 +56,41 @@ PRETRAIN = {
 SUPERVISED = 'configs/recognition/tiny-vit_synthetic.py'
 FINETUNE = 'configs/mme/finetune_tiny_synthetic.py'
 LINEAR = 'configs/mme/linear_tiny_synthetic.py'
-METHODS = ['videomae', 'mme', 'mme_absdisp']
+#: MME ablations of the long variant: base method and the settings that
+#: differ (``--cfg-options`` items; pipeline steps addressed by type).
+ABLATIONS = {
+    # trajectories only: the HOG term is dropped from the loss
+    'mme_nohog': ('mme', lambda pipe: {'model.loss.weights.hog': 0.0}),
+    # trajectory length L = 2 dense steps per tube instead of 4 (2 x 2
+    # points per 8-px patch: 2 L 4 trajectory and (L + 1) 4 9 HOG values)
+    'mme_L2': ('mme', lambda pipe: {
+        _pipe_key(pipe, 'DenseSampleFrames', 'traj_len'): 2,
+        'model.decoder.head_dims.traj': 16,
+        'model.decoder.head_dims.hog': 108}),
+}
+METHODS = ['videomae', 'mme', 'mme_absdisp', *ABLATIONS]
+#: Methods the long variant fine-tunes and linear-probes through the stock
+#: recognizer (the ablations get the exact logistic probe only, to fit the
+#: long variant's 90 minutes).
+DOWNSTREAM = ('videomae', 'mme')
 #: A loss must end this far below its trivial level to count as learned.
 INFORMATIVE = 0.9
 NUM_CLASSES = 8
+
+
+def _pipe_key(pipeline, type_name: str, key: str) -> str:
+    from mme_plugin.utils import pipeline_option
+    return pipeline_option(pipeline, type_name, key, '').rstrip('=')
+
+
+def method_spec(method: str) -> Tuple[str, Dict]:
+    """Config and option overrides (``{key: value}``) of a method."""
+    from mmengine.config import Config
+    if method not in ABLATIONS:
+        return PRETRAIN[method], {}
+    base, opts = ABLATIONS[method]
+    cfg = Config.fromfile(osp.join(REPO, PRETRAIN[base]))
+    return PRETRAIN[base], opts(cfg.train_dataloader.dataset.pipeline)
 
 
 class Runner:
@@ -85,14 +119,16 @@ class Runner:
         """Keep the pretraining flow cache under the data root (for a
         pipeline that has a ``ComputeFlow``, found by type)."""
         from mmengine.config import Config
+
+        from mme_plugin.utils import pipeline_option, transform_index
         steps = Config.fromfile(osp.join(REPO, config)).train_dataloader.\
             dataset.pipeline
-        found = [i for i, t in enumerate(steps) if t['type'] == 'ComputeFlow']
-        if not found:
+        if transform_index(steps, 'ComputeFlow', required=False) is None:
             return []
-        key = f'train_dataloader.dataset.pipeline.{found[0]}'
-        return [f"{key}.cache_dir={osp.join(self.data_root, 'flow_cache')}",
-                f'{key}.data_root={self.data_root}']
+        return [pipeline_option(steps, 'ComputeFlow', 'cache_dir',
+                                osp.join(self.data_root, 'flow_cache')),
+                pipeline_option(steps, 'ComputeFlow', 'data_root',
+                                self.data_root)]
 
     def run(self, name: str, args: List[str]) -> str:
         """Run a command; returns its output; exits on failure."""
@@ -190,16 +226,19 @@ def levels_of(method: str, data_root: str) -> Dict[str, Dict[str, float]]:
 
     from mme_plugin.evaluation import trivial_levels
     from mme_plugin.registry import DATASETS, MODELS
+    from mme_plugin.utils import find_transform
     np.random.seed(0)
     torch.manual_seed(0)
-    cfg = Config.fromfile(osp.join(REPO, PRETRAIN[method]))
+    config, opts = method_spec(method)
+    cfg = Config.fromfile(osp.join(REPO, config))
+    cfg.merge_from_dict(opts)
     ds = cfg.train_dataloader.dataset
     ds.ann_file = f'{data_root}/train.txt'
     ds.data_prefix = dict(video=data_root)
-    for step in ds.pipeline:
-        if step['type'] == 'ComputeFlow':
-            step['cache_dir'] = osp.join(data_root, 'flow_cache')
-            step['data_root'] = data_root
+    flow = find_transform(ds.pipeline, 'ComputeFlow', required=False)
+    if flow is not None:
+        flow.update(cache_dir=osp.join(data_root, 'flow_cache'),
+                    data_root=data_root)
     return trivial_levels(MODELS.build(cfg.model), DATASETS.build(ds),
                           num_samples=256)
 
@@ -213,6 +252,8 @@ def end_ratios(work: str, levels: Dict[str, Dict[str, float]]
     out = {}
     for name, lv in levels.items():
         vals = [r[f'loss_{name}'] for r in rows if f'loss_{name}' in r]
+        if not vals:  # a term with weight 0 (an ablation) is not trained
+            continue
         end = sum(vals[-5:]) / len(vals[-5:])
         trivial = min(lv['zero'], lv['mean'])
         out[name] = dict(end=end, trivial=trivial, ratio=end / trivial,
@@ -228,12 +269,14 @@ def run_seed(r: Runner, probe: Probe, methods: List[str], seed: int,
     for method in methods:
         pre = osp.join(r.work_dir, f'seed{seed}', method, 'pretrain')
         t0 = time.time()
+        config, opts = method_spec(method)
         r.run(f'seed{seed}_{method}_pretrain', [
-            'tools/train.py', PRETRAIN[method], '--work-dir', pre, '--seed',
+            'tools/train.py', config, '--work-dir', pre, '--seed',
             str(seed), '--cfg-options', *r.data_opts()[:2],
-            *r.flow_opts(PRETRAIN[method]),
+            *r.flow_opts(config),
             'default_hooks.checkpoint.interval=10',
-            'default_hooks.checkpoint.max_keep_ckpts=-1'
+            'default_hooks.checkpoint.max_keep_ckpts=-1',
+            *[f'{k}={v}' for k, v in opts.items()]
         ])
         ckpts = _ckpts(pre)
         res['pretrain'][method] = dict(
@@ -244,7 +287,7 @@ def run_seed(r: Runner, probe: Probe, methods: List[str], seed: int,
             res.setdefault('probe_curve', {})[method] = [
                 (int(re.findall(r'epoch_(\d+)', c)[0]),
                  probe(c, seed)['test_acc']) for c in ckpts]
-        if long:
+        if long and method in DOWNSTREAM:
             res.setdefault('long', {})[method] = downstream(
                 r, seed, method, ckpts[-1])
     if not supervised:
@@ -341,11 +384,12 @@ def summarize(results: List[Dict], methods: List[str],
     seeds = [x['seed'] for x in results if 'supervised' in x]
     lines += ['', f'Supervised, no pretraining (stock recognizer, plain '
               f'recipe, trained end to end; the positive control; seeds '
-              f'{seeds}): {_mean_sd(sup)} % top-1.']
+              f'{seeds}): {_mean_sd(sup)} % top-1.' if sup else
+              'Supervised baseline: not run (--supervised-seeds).']
     if 'long' in results[0]:
         lines += ['', '| pretraining | fine-tune top-1 (%) | stock linear '
                   'probe top-1 (%) |', '|---|---|---|']
-        for m in methods:
+        for m in [m for m in methods if m in results[0]['long']]:
             ft = [x['long'][m]['finetune']['acc/top1'] for x in results]
             lp = [x['long'][m]['linear']['acc/top1'] for x in results]
             lines.append(f'| {m} | {_mean_sd(ft)} | {_mean_sd(lp)} |')
@@ -420,12 +464,13 @@ def main() -> None:
                         default=[0], help='seeds of the supervised '
                         'baseline (all seeds with --long)')
     parser.add_argument('--long', action='store_true',
-                        help='also fine-tune and stock-linear-probe each '
-                        'pretrained encoder, and add the absolute-'
-                        'displacement ablation')
+                        help='also fine-tune and stock-linear-probe the '
+                        'VideoMAE and MME encoders, train the supervised '
+                        'baseline on every seed, and add the MME ablations '
+                        '(absolute displacements, no HOG, L = 2)')
     args = parser.parse_args()
-    if args.long and 'mme_absdisp' not in args.methods:
-        args.methods.append('mme_absdisp')
+    if args.long:
+        args.methods += [m for m in METHODS if m not in args.methods]
     os.makedirs(args.work_dir, exist_ok=True)
     r = Runner(args.work_dir, args.data_root)
     r.run('make_synthetic', [
