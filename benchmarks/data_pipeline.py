@@ -16,6 +16,9 @@ Example:
     # cost vs clip length, trajectory length L and crop size:
     python benchmarks/data_pipeline.py --clips 4 --scaling \
         --out work_dirs/benchmarks_data_scaling.json
+    # the cost of the trajectory reliability checks:
+    python benchmarks/data_pipeline.py --clips 4 --reliability \
+        --out work_dirs/benchmarks_reliability.json
     # flow choices against release Farneback on your own videos (the full
     # table, with reliability, is tools/analysis/flow_report.py):
     python benchmarks/data_pipeline.py --agreement data/k400/val/*.mp4 \
@@ -100,6 +103,60 @@ def patched(cfg_pipeline: List[Dict], backend: Optional[Dict] = None,
             t['algorithm_keys'] = ('mask', 'traj_target', 'traj_valid',
                                    'hog_target', 'hog_valid')
         out.append(t)
+    return out
+
+
+def reliability_variant(cfg_pipeline: List[Dict], checks: bool,
+                        backward: bool) -> List[Dict]:
+    """The pipeline with (``checks``) or without
+    ``CheckTrajectoryReliability``, its forward-backward check and the
+    backward flow on when ``backward``."""
+    out = []
+    for t in cfg_pipeline:
+        t = dict(t)
+        if t['type'] == 'ComputeFlow':
+            t['backward'] = backward
+        if t['type'] == 'CheckTrajectoryReliability':
+            if not checks:
+                continue
+            t['fb_check'] = backward
+        out.append(t)
+    return out
+
+
+def reliability_cost(k400: List[Dict], dis: List[Dict], videos: List[str],
+                     root: str, cache: str) -> Dict[str, Dict[str, float]]:
+    """Samples/s (1 worker) with 1, 2 and 4 samples per decoded video, and
+    the check's ms per clip, with and without the reliability checks."""
+    rows = {
+        'dis ultrafast 0.5 (pretrain_k400_dis), no checks':
+            reliability_variant(dis, False, False),
+        'dis ultrafast 0.5 (pretrain_k400_dis), all checks (default)':
+            reliability_variant(dis, True, True),
+        'farneback cached (pretrain_k400), no checks':
+            reliability_variant(patched(k400, cache_dir=cache), False,
+                                False),
+        'farneback cached (pretrain_k400), photometric + cut (default)':
+            reliability_variant(patched(k400, cache_dir=cache), True, False),
+        'farneback cached (pretrain_k400), all checks (backward cached)':
+            reliability_variant(patched(k400, cache_dir=cache), True, True),
+    }
+    out = {}
+    for name, pipe in rows.items():
+        single = time_pipeline([TRANSFORMS.build(t) for t in pipe], videos)
+        out[name] = dict(
+            check_ms=single['ms_per_clip'].get('CheckTrajectoryReliability',
+                                               0.0),
+            flow_ms=single['ms_per_clip']['ComputeFlow'],
+            samples_per_s_1=single['clips_per_s'],
+            **{f'samples_per_s_{n}': time_repeats(pipe, videos, root,
+                                                  n)['clips_per_s']
+               for n in (2, 4)})
+        r = out[name]
+        print(f"{name:64s} {r['samples_per_s_1']:.2f} | "
+              f"{r['samples_per_s_2']:.2f} | {r['samples_per_s_4']:.2f} "
+              f"samples/s (1 | 2 | 4 per video); flow {r['flow_ms']:.0f} ms, "
+              f"check {r['check_ms']:.0f} ms per clip", flush=True)
     return out
 
 
@@ -267,6 +324,10 @@ def main() -> None:
     parser.add_argument('--scaling', action='store_true',
                         help='only the scaling runs (clip length, L, size) '
                         'of the fast-flow recipe')
+    parser.add_argument('--reliability', action='store_true',
+                        help='only the cost of the trajectory reliability '
+                        'checks (backward flow, CheckTrajectoryReliability) '
+                        'in the fast and the cached-Farneback recipes')
     parser.add_argument('--cache-check', action='store_true',
                         help='only the cost of the flow-cache entry check '
                         '(stale/corrupt detection) per cached clip')
@@ -305,9 +366,15 @@ def main() -> None:
         videos = make_videos(tmp, args.clips, frames=args.frames)
         cache = osp.join(tmp, 'cache')
         fill = ComputeFlow(backend=BACKENDS['farneback (release)'],
-                           cache_dir=cache, cache_mode='readwrite')
+                           cache_dir=cache, cache_mode='readwrite',
+                           backward=args.reliability)
         for v in videos:
             fill.fill(v)
+        if args.reliability:
+            report['reliability'] = reliability_cost(
+                pipeline, after_resize, videos, tmp, cache)
+            write_report(report, args.out)
+            return
         if args.cache_check:
             report['cache_check'] = cache_check_cost(videos, cache,
                                                      fill.backend.tag)

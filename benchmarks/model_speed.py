@@ -71,7 +71,7 @@ def run_case(case: str, device: str, batch: int, repeats: int, frames: int,
             model(x, mask=mask).sum().backward()
     else:
         model = MODELS.build(cfg)
-        heads = cfg.decoder.head_dims
+        heads = model.head_dims
         samples = []
         for b in range(batch):
             ds = ActionDataSample()

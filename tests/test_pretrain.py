@@ -19,6 +19,8 @@ from .conftest import FAST_LOADER, read_scalars, run_tool
 @pytest.mark.parametrize('config,terms', [
     ('configs/mme/pretrain_tiny_synthetic.py', ('loss_traj', 'loss_hog')),
     ('configs/mme/videomae_tiny_synthetic.py', ('loss_pixel', )),
+    ('configs/mme/pixel_traj_tiny_synthetic.py', ('loss_pixel', 'loss_traj')),
+    ('configs/mme/hog_tiny_synthetic.py', ('loss_hog', )),
 ])
 def test_two_iteration_pretraining_trains_on_real_targets(
         synthetic_root, tmp_path, config, terms):
@@ -82,14 +84,15 @@ def test_recipe_builds_and_its_pipeline_runs(config, long_clip):
     ds = out['data_samples']
     assert out['inputs'].shape == (1, 3, 16, 224, 224)
     assert ds.mask.shape == (1568, ) and int(ds.mask.sum()) == 1096
-    heads = cfg.model.decoder.head_dims
+    heads = model.head_dims  # derived from the targets' settings
     assert ds.traj_target.shape == (1568, heads['traj'])
     # HOG along the trajectories is left to the model (PrepareHOGInputs)
     assert 'hog_target' not in ds
     steps = heads['hog'] // (2 * 2 * 27)  # L + 1 (K400: 5, SSv2: 3)
     assert ds.hog_frames.shape == (8, steps, 224, 224, 3)
     assert ds.hog_points.shape == (8, steps, 28, 28, 2)
-    hog = model.hog_target(ds.hog_frames[None], ds.hog_points[None], 16)
+    hog = model.targets['hog'].device_hog(ds.hog_frames[None],
+                                          ds.hog_points[None], 16)
     assert hog.shape == (1, 1568, heads['hog']) and hog.abs().sum() > 0
     assert ds.traj_valid.float().mean() > 0.5
     assert model.decoder.heads['traj'][-2].out_features == heads['traj']
@@ -97,14 +100,16 @@ def test_recipe_builds_and_its_pipeline_runs(config, long_clip):
 
 def test_pretraining_with_hog_computed_on_the_device(synthetic_root,
                                                      tmp_path):
-    """The recipes' placement (PrepareHOGInputs + model.hog_target) through
-    the stock runner: frames and points are collated, moved to the device
-    and turned into non-zero HOG targets."""
+    """The recipes' placement (PrepareHOGInputs + the hog target's
+    device_hog) through the stock runner: frames and points are collated,
+    moved to the device and turned into non-zero HOG targets."""
+    from mme_plugin.utils import transform_index
     register_all_modules()
     cfg = Config.fromfile('configs/mme/pretrain_tiny_synthetic.py')
-    cfg.model.hog_target = dict(type='PointHOG', cell_size=4, channels='gray')
+    cfg.model.targets.hog.device_hog = dict(type='PointHOG', cell_size=4,
+                                            channels='gray')
     pipeline = cfg.train_dataloader.dataset.pipeline
-    at = [t['type'] for t in pipeline].index('ComputeHOG')
+    at = transform_index(pipeline, 'ComputeHOG')
     pipeline[at] = dict(type='PrepareHOGInputs', mode='trajectory')
     pipeline[-1]['algorithm_keys'] = ('mask', 'traj_target', 'traj_valid',
                                       'hog_frames', 'hog_points', 'hog_valid')

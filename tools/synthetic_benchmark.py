@@ -60,13 +60,13 @@ LINEAR = 'configs/mme/linear_tiny_synthetic.py'
 #: differ (``--cfg-options`` items; pipeline steps addressed by type).
 ABLATIONS = {
     # trajectories only: the HOG term is dropped from the loss
-    'mme_nohog': ('mme', lambda pipe: {'model.loss.weights.hog': 0.0}),
-    # trajectory length L = 2 dense steps per tube instead of 4 (2 x 2
-    # points per 8-px patch: 2 L 4 trajectory and (L + 1) 4 9 HOG values)
+    'mme_nohog': ('mme', lambda pipe: {'model.targets.hog.weight': 0.0}),
+    # trajectory length L = 2 dense steps per tube instead of 4 (the heads
+    # follow the targets' settings)
     'mme_L2': ('mme', lambda pipe: {
         _pipe_key(pipe, 'DenseSampleFrames', 'traj_len'): 2,
-        'model.decoder.head_dims.traj': 16,
-        'model.decoder.head_dims.hog': 108}),
+        'model.targets.traj.traj_len': 2,
+        'model.targets.hog.traj_len': 2}),
 }
 METHODS = ['videomae', 'mme', 'mme_absdisp', *ABLATIONS]
 #: Methods the long variant fine-tunes and linear-probes through the stock

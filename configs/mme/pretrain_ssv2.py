@@ -12,7 +12,8 @@ ann_file = 'data/sthv2/sthv2_train_list_videos.txt'
 flow_cache_dir = None
 clip_len, frame_interval, traj_len = 16, 2, 2
 
-model = dict(decoder=dict(head_dims=dict(traj=2 * 2 * 4, hog=3 * 4 * 27)))
+model = dict(targets=dict(traj=dict(traj_len=traj_len),
+                          hog=dict(traj_len=traj_len)))
 
 train_pipeline = [
     dict(type='VideoInit'),

@@ -15,7 +15,6 @@ flow_cache_dir = f'{data_root}/flow_cache'
 embed_dims = 128
 img_size, patch_size, grid_step = 64, 8, 4
 clip_len, frame_interval, traj_len = 8, 4, 4
-points = (patch_size // grid_step)**2
 
 model = dict(
     type='MME',
@@ -37,10 +36,14 @@ model = dict(
         embed_dims=64,
         depth=1,
         num_heads=4,
-        head_hidden=128,
-        head_dims=dict(
-            traj=2 * traj_len * points, hog=(traj_len + 1) * points * 9)),
-    loss=dict(type='MMELoss', weights=dict(traj=1.0, hog=1.0)),
+        head_hidden=128),
+    # sizes derived: traj 2 x L x 4 points, hog (L + 1) x 4 cells x 9 bins
+    targets=dict(
+        traj=dict(type='TrajectoryTarget', traj_len=traj_len,
+                  grid_step=grid_step),
+        hog=dict(type='HOGTarget', traj_len=traj_len, mode='trajectory',
+                 cell_size=grid_step, channels='gray')),
+    loss=dict(type='MMELoss'),
     data_preprocessor=dict(
         type='ActionDataPreprocessor',
         mean=[123.675, 116.28, 103.53],

@@ -4,10 +4,9 @@
 _base_ = ['./pretrain_tiny_synthetic.py']
 
 model = dict(
-    # 2 frames x 8 x 8 pixels x 3 channels per token
-    decoder=dict(head_dims=dict(_delete_=True, pixel=2 * 8 * 8 * 3)),
-    loss=dict(weights=dict(_delete_=True, pixel=1.0)),
-    pixel_norm=True)
+    # 2 frames x 8 x 8 pixels x 3 channels per token (derived)
+    targets=dict(_delete_=True,
+                 pixel=dict(type='PixelTarget', normalize=True)))
 
 # Pixel targets need no flow, trajectories or HOG.
 train_pipeline = [

@@ -1,7 +1,8 @@
 # MME ViT-B/16 as released (release spec 4.1-4.3): tubelet 2, fixed sinusoid
 # positions, q/v biases, decoder 1 block x 192 dims x 6 heads, MLP heads.
-# Head sizes: traj = 2 coords x L steps x 2x2 points; hog = steps x 2x2
-# points x 3 channels x 9 bins (steps = L + 1 along the trajectory).
+# The targets declare their sizes (the decoder heads are sized from them):
+# traj = 2 coords x L steps x 2x2 points; hog = steps x 2x2 cells x 3
+# channels x 9 bins (steps = L + 1 along the trajectory).
 model = dict(
     type='MME',
     backbone=dict(
@@ -23,13 +24,20 @@ model = dict(
         embed_dims=192,
         depth=1,
         num_heads=6,
-        head_hidden=512,
-        head_dims=dict(traj=2 * 4 * 4, hog=5 * 4 * 27)),
-    loss=dict(type='MMELoss', weights=dict(traj=1.0, hog=1.0)),
-    # Used when the pipeline ends with PrepareHOGInputs (HOG on the training
-    # device); the same settings as ComputeHOG's defaults.
-    hog_target=dict(type='PointHOG', nbins=9, cell_size=8, channels='rgb',
-                    norm='l2', eps=0.02),
+        head_hidden=512),
+    targets=dict(
+        traj=dict(type='TrajectoryTarget', traj_len=4, grid_step=8),
+        hog=dict(
+            type='HOGTarget',
+            traj_len=4,
+            mode='trajectory',
+            cell_size=8,
+            channels='rgb',
+            # Used when the pipeline ends with PrepareHOGInputs (HOG on the
+            # training device); the same settings as ComputeHOG's defaults.
+            device_hog=dict(type='PointHOG', nbins=9, cell_size=8,
+                            channels='rgb', norm='l2', eps=0.02))),
+    loss=dict(type='MMELoss'),
     data_preprocessor=dict(
         type='ActionDataPreprocessor',
         mean=[123.675, 116.28, 103.53],

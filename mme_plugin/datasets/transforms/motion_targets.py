@@ -49,6 +49,7 @@ import torch
 from mmcv.transforms import BaseTransform
 
 from mme_plugin.ops.flow_reliability import REJECT_REASONS
+from mme_plugin.ops.token_layout import grid_to_tokens
 from mme_plugin.registry import TRANSFORMS
 
 __all__ = ['BuildMMETargets', 'patch_std']
@@ -69,11 +70,11 @@ def patch_std(values: np.ndarray, eps: float) -> np.ndarray:
     return (values - mean) / (std + eps)
 
 
-def _patches(x: np.ndarray, k: int) -> np.ndarray:
-    """``[N, S, gh, gw, C]`` -> ``[N, gh/k, gw/k, S, k, k, C]``."""
-    n, s, gh, gw, c = x.shape
-    x = x.reshape(n, s, gh // k, k, gw // k, k, c)
-    return x.transpose(0, 2, 4, 1, 3, 5, 6)
+def _tokens(x: np.ndarray, k: int) -> np.ndarray:
+    """``[N, S, gh, gw, C]`` per-point values -> ``[T, S, k, k, C]``
+    per token (:func:`grid_to_tokens`, T = N gh/k gw/k)."""
+    tok = grid_to_tokens(x.transpose(0, 2, 3, 1, 4), k)  # T, k, k, S, C
+    return tok.transpose(0, 3, 1, 2, 4)
 
 
 @TRANSFORMS.register_module()
@@ -182,18 +183,18 @@ class BuildMMETargets(BaseTransform):
             too_far[:] = False
         point_valid = results['traj_valid'] & ~too_far
         reject = self._reject_fractions(results, too_far)
-        # -> [N, hp, wp, L, k, k, 2] -> (coord, step, k*k points)
-        d = _patches(disp, k).transpose(0, 1, 2, 6, 3, 4, 5)
-        d = d.reshape(*d.shape[:5], k * k)
+        # -> [T, L, k, k, 2] -> (coord, step, k*k points)
+        num_tokens = n * (gh // k) * (gw // k)
+        d = _tokens(disp, k).transpose(0, 4, 1, 2, 3)
+        d = d.reshape(num_tokens, 2, s - 1, k * k)
         if self.norm == 'patch_std':
             d = patch_std(d, self.std_eps)
         else:
             d = d / self.traj_scale
-        num_tokens = n * (gh // k) * (gw // k)
         traj_target = d.reshape(num_tokens, -1).astype(np.float32)
 
         valid_pts = point_valid[:, None, ..., None]
-        v = _patches(valid_pts, k).reshape(num_tokens, -1)
+        v = _tokens(valid_pts, k).reshape(num_tokens, -1)
         tok_valid = v.all(-1) if self.token_valid == 'all' else v.any(-1)
         frac = float(tok_valid.mean())
         if frac < self.min_valid_fraction:
@@ -218,7 +219,7 @@ class BuildMMETargets(BaseTransform):
 
         if self.with_hog:
             if 'hog' in results:
-                hog_tok = _patches(results['hog'], k).reshape(num_tokens, -1)
+                hog_tok = _tokens(results['hog'], k).reshape(num_tokens, -1)
                 results['hog_target'] = torch.from_numpy(
                     np.ascontiguousarray(hog_tok, dtype=np.float32))
             elif 'hog_frames' not in results:

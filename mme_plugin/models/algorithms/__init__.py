@@ -1,4 +1,4 @@
 """Algorithms of the MME plugin."""
-from .mme import MME, pixel_targets
+from .mme import MME
 
-__all__ = ['MME', 'pixel_targets']
+__all__ = ['MME']

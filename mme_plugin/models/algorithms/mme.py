@@ -9,35 +9,14 @@ from mme_plugin.ops.flow_reliability import REJECT_REASONS
 from mme_plugin.registry import MODELS
 
 from ..losses.mme_loss import NoValidTargetsError
+from ..targets import MMETarget, stack_samples
 
-__all__ = ['MME', 'pixel_targets']
+__all__ = ['MME']
 
-
-def pixel_targets(video: Tensor, patch_size: int, tubelet_size: int,
-                  normalize: bool = True, eps: float = 1e-6) -> Tensor:
-    """VideoMAE pixel targets: per-token patches, optionally normalised.
-
-    Args:
-        video (Tensor): ``[B, C, T, H, W]`` clip in [0, 1] (un-normalised).
-        patch_size (int): Spatial patch size.
-        tubelet_size (int): Temporal patch size.
-        normalize (bool): Normalise each token's pixels per channel to zero
-            mean and unit variance (VideoMAE's ``norm_pix_loss``).
-        eps (float): Added to the variance.
-
-    Returns:
-        Tensor: ``[B, N, tubelet * p * p * C]`` in ``(t, h, w)`` token order.
-    """
-    b, c, t, h, w = video.shape
-    p, q = patch_size, tubelet_size
-    x = video.reshape(b, c, t // q, q, h // p, p, w // p, p)
-    x = x.permute(0, 2, 4, 6, 3, 5, 7, 1)  # b, t', h', w', q, p, p, c
-    x = x.reshape(b, (t // q) * (h // p) * (w // p), q * p * p, c)
-    if normalize:
-        mean = x.mean(2, keepdim=True)
-        var = x.var(2, unbiased=True, keepdim=True)
-        x = (x - mean) / (var + eps).sqrt()
-    return x.flatten(2)
+#: Target unit built for each decoder head name of a legacy config (one
+#: with ``decoder.head_dims`` and no ``targets``).
+LEGACY_TARGETS = dict(traj='TrajectoryTarget', hog='HOGTarget',
+                      pixel='PixelTarget')
 
 
 @MODELS.register_module()
@@ -45,28 +24,33 @@ class MME(BaseModel):
     """Masked Motion Encoding pretraining (Sun et al., CVPR 2023).
 
     The encoder sees the visible tubes; the decoder predicts, for every
-    masked tube, its motion trajectory (``traj``) and shape (``hog``)
-    targets built in the data pipeline (:class:`BuildMMETargets`), or the
-    tube's pixels (``pixel``: VideoMAE) computed here from the input clip.
+    masked tube, each of the model's **targets**: registry-built units
+    (:class:`~mme_plugin.models.MMETarget`) that declare their per-token
+    size and produce their per-token values and validity. MME is
+    ``targets=dict(traj=dict(type='TrajectoryTarget', ...), hog=dict(
+    type='HOGTarget', ...))``; VideoMAE ``dict(pixel=dict(type=
+    'PixelTarget'))``; any combination trains the same way. The decoder's
+    heads are sized from the targets (``decoder.head_dims`` is derived) and
+    the loss weights come from them.
 
-    Data samples carry ``mask`` ``[N]``, and per target ``<name>_target``
-    ``[N, D]`` and optionally ``<name>_valid`` ``[N]``. With ``hog_target``
-    set, the ``hog`` target is instead computed here, on the model's device,
-    from the ``hog_frames`` and ``hog_points`` of
-    :class:`~mme_plugin.datasets.transforms.PrepareHOGInputs` (the release
-    computes HOG on the GPU in the training step too).
+    Data samples carry ``mask`` ``[N]`` plus whatever the targets read
+    (``docs/mme_design.md``, results contract).
 
     Args:
         backbone (dict): Encoder config (:class:`MMEVisionTransformer`).
-        decoder (dict): Decoder config (:class:`MMEDecoder`); its
-            ``head_dims`` keys are the targets.
-        loss (dict): Loss config (:class:`MMELoss`).
-        pixel_norm (bool): VideoMAE ``norm_pix_loss`` for the ``pixel``
-            target. Defaults to True.
-        hog_target (dict, optional): Config of the on-device HOG
-            (:class:`~mme_plugin.models.PointHOG`), used when the data
-            samples carry ``hog_frames`` instead of ``hog_target``.
-            Defaults to None.
+        decoder (dict): Decoder config (:class:`MMEDecoder`) without
+            ``head_dims`` (derived from ``targets``).
+        targets (dict[str, dict], optional): Name -> target config, in head
+            order. Defaults to None: a legacy config, whose
+            ``decoder.head_dims`` names (``traj``, ``hog``, ``pixel``) select
+            the units with those sizes and whose ``loss.weights`` weight
+            them.
+        loss (dict): Loss config (:class:`MMELoss`); its weights default
+            to the targets' weights.
+        pixel_norm (bool): Legacy configs only: ``PixelTarget.normalize``.
+            Defaults to True.
+        hog_target (dict, optional): Legacy configs only:
+            ``HOGTarget.device_hog``. Defaults to None.
         data_preprocessor (dict, optional): Defaults to mmaction's
             ``ActionDataPreprocessor`` config in the configs.
         init_cfg (dict, optional): Initialisation config.
@@ -75,6 +59,7 @@ class MME(BaseModel):
     def __init__(self,
                  backbone: Dict,
                  decoder: Dict,
+                 targets: Optional[Dict[str, Dict]] = None,
                  loss: Dict = dict(type='MMELoss'),
                  pixel_norm: bool = True,
                  hog_target: Optional[Dict] = None,
@@ -83,20 +68,66 @@ class MME(BaseModel):
         super().__init__(
             data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.backbone = MODELS.build(backbone)
-        num_tokens = self.backbone.pos_embed.shape[1]
-        decoder = dict(decoder)
-        decoder.setdefault('num_tokens', num_tokens)
+        decoder, loss = dict(decoder), dict(loss)
+        self.targets = self._build_targets(targets, decoder, loss,
+                                           pixel_norm, hog_target)
+        derived = self.head_dims
+        if decoder.get('head_dims') not in (None, derived):
+            raise ValueError(
+                f'decoder.head_dims {dict(decoder["head_dims"])} disagree '
+                f'with the sizes the targets declare ({derived}): drop '
+                'head_dims from the config (it is derived) or fix the '
+                'target settings')
+        decoder['head_dims'] = derived
+        decoder.setdefault('num_tokens', self.backbone.pos_embed.shape[1])
         decoder.setdefault('in_dims', self.backbone.embed_dims)
         self.decoder = MODELS.build(decoder)
+        loss.setdefault('weights',
+                        {n: t.weight for n, t in self.targets.items()})
         self.loss_module = MODELS.build(loss)
-        self.target_names = list(self.decoder.heads.keys())
-        self.pixel_norm = pixel_norm
-        self.hog_target = (MODELS.build(hog_target)
-                           if hog_target is not None else None)
+        self.target_names = list(self.targets)
         missing = set(self.loss_module.weights) - set(self.target_names)
         if missing:
             raise ValueError(f'loss weights name targets {missing} that the '
                              f'decoder has no head for ({self.target_names})')
+
+    @property
+    def head_dims(self) -> Dict[str, int]:
+        """Values per token of each target (= its decoder head's size)."""
+        return {name: t.feat_dim for name, t in self.targets.items()}
+
+    def _build_targets(self, targets: Optional[Dict], decoder: Dict,
+                       loss: Dict, pixel_norm: bool,
+                       hog_target: Optional[Dict]) -> Dict[str, MMETarget]:
+        """Build the target units (from ``decoder.head_dims`` for a legacy
+        config)."""
+        if targets is None:
+            heads = decoder.get('head_dims')
+            if not heads:
+                raise ValueError('MME needs targets=dict(name=dict(type=...))'
+                                 ' (or a legacy decoder.head_dims)')
+            unknown = set(heads) - set(LEGACY_TARGETS)
+            if unknown:
+                raise ValueError(f'decoder.head_dims names {unknown}: give '
+                                 'them as MME targets=dict(...)')
+            extra = dict(pixel=dict(normalize=pixel_norm),
+                         hog=dict(device_hog=hog_target))
+            weights = loss.get('weights', {})
+            targets = {
+                name: dict(type=LEGACY_TARGETS[name], feat_dim=dim,
+                           weight=weights.get(name, 1.0),
+                           **extra.get(name, {}))
+                for name, dim in heads.items()
+            }
+        elif hog_target is not None:
+            raise ValueError('hog_target is for legacy configs: set '
+                             'device_hog in the hog target instead')
+        built = {}
+        for name, cfg in targets.items():
+            unit = MODELS.build(cfg)
+            unit.setup(self.backbone)
+            built[name] = unit
+        return built
 
     def _inputs(self, inputs: Tensor) -> Tensor:
         if inputs.dim() == 6:  # [B, num_clips, C, T, H, W]
@@ -107,12 +138,10 @@ class MME(BaseModel):
 
     def _stack(self, data_samples: List, key: str,
                device: torch.device) -> Optional[Tensor]:
-        if not data_samples or key not in data_samples[0]:
-            return None
-        return torch.stack([torch.as_tensor(ds.get(key))
-                            for ds in data_samples]).to(device)
+        return stack_samples(data_samples, key, device)
 
-    def _unnormalize(self, x: Tensor) -> Tensor:
+    def unnormalize(self, x: Tensor) -> Tensor:
+        """The clip in [0, 1] (the preprocessor's normalisation undone)."""
         pre = self.data_preprocessor
         if getattr(pre, '_enable_normalize', False):
             shape = (1, -1, 1, 1, 1)
@@ -130,22 +159,6 @@ class MME(BaseModel):
     def _files(data_samples: List) -> List[str]:
         return [ds.metainfo.get('filename', '<no filename in metainfo>')
                 for ds in data_samples]
-
-    def _device_hog(self, data_samples: List,
-                    device: torch.device) -> Optional[Tensor]:
-        frames = self._stack(data_samples, 'hog_frames', device)
-        if frames is None:
-            return None
-        if self.hog_target is None:
-            raise KeyError(
-                'data samples carry hog_frames (PrepareHOGInputs) but the '
-                "model has no hog_target: add hog_target=dict(type="
-                "'PointHOG') to the MME model config")
-        points = self._stack(data_samples, 'hog_points', device)
-        if points is None:
-            raise KeyError("data samples carry hog_frames but no hog_points:"
-                           " pack both (PackActionInputs algorithm_keys)")
-        return self.hog_target(frames, points, self.backbone.patch_size)
 
     def extract_feat(self, inputs: Tensor, mask: Tensor) -> Tensor:
         """Encode the visible tokens."""
@@ -192,27 +205,8 @@ class MME(BaseModel):
             None}`` validities (None = all valid), for every decoder head.
         """
         targets, valids = {}, {}
-        for name in self.target_names:
-            if name == 'pixel':
-                cfg = self.backbone
-                full = pixel_targets(
-                    self._unnormalize(inputs), cfg.patch_size,
-                    cfg.tubelet_size, normalize=self.pixel_norm)
-                valid = None
-            else:
-                full = self._stack(data_samples, f'{name}_target',
-                                   inputs.device)
-                if full is None and name == 'hog':
-                    full = self._device_hog(data_samples, inputs.device)
-                if full is None:
-                    raise KeyError(
-                        f'data samples have no "{name}_target": the pipeline '
-                        f'must build it (BuildMMETargets) and pack it '
-                        f"(PackActionInputs algorithm_keys)")
-                valid = self._stack(data_samples, f'{name}_valid',
-                                    inputs.device)
-            targets[name] = full
-            valids[name] = None if valid is None else valid.bool()
+        for name, unit in self.targets.items():
+            targets[name], valids[name] = unit(self, inputs, data_samples)
         return targets, valids
 
     def loss(self, inputs: Tensor, preds: Dict[str, Tensor], mask: Tensor,
@@ -229,7 +223,8 @@ class MME(BaseModel):
                     f'{name} targets have {full.shape[-1]} values per token '
                     f'but the decoder head predicts {preds[name].shape[-1]}: '
                     f"set decoder.head_dims['{name}'] to {full.shape[-1]} "
-                    '(see configs/_base_/models/mme_vit-base-p16.py)')
+                    "(legacy configs) or fix the target's settings: "
+                    f'{self.targets[name]!r}')
             targets[name] = full[mask]
             valids[name] = None if valid is None else valid[mask]
         flat_preds = {k: v.flatten(0, 1) for k, v in preds.items()}

@@ -1,4 +1,8 @@
-"""Targets computed on the training device."""
+"""Pretraining targets (registry-built units) and the on-device HOG."""
+from .base import MMETarget, stack_samples
+from .pipeline_target import HOGTarget, TrajectoryTarget
+from .pixel import PixelTarget, pixel_targets
 from .point_hog import PointHOG
 
-__all__ = ['PointHOG']
+__all__ = ['PointHOG', 'MMETarget', 'TrajectoryTarget', 'HOGTarget',
+           'PixelTarget', 'pixel_targets', 'stack_samples']

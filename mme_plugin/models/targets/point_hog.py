@@ -5,6 +5,7 @@ import torch
 from torch import Tensor, nn
 
 from mme_plugin.ops import hog_at_points, l2_normalize_cells
+from mme_plugin.ops.token_layout import grid_to_tokens
 from mme_plugin.registry import MODELS
 
 __all__ = ['PointHOG']
@@ -87,9 +88,10 @@ class PointHOG(nn.Module):
         if self.norm == 'l2':
             hog = l2_normalize_cells(hog, self.nbins, self.eps)
         d = hog.shape[-1]
-        hog = hog.reshape(b, n, s, hp, k, wp, k, d)
-        hog = hog.permute(0, 1, 3, 5, 2, 4, 6, 7)  # b n hp wp s k k d
-        return hog.reshape(b, n * hp * wp, s * k * k * d)
+        hog = hog.reshape(b, n, s, gh, gw, d).permute(0, 1, 3, 4, 2, 5)
+        hog = grid_to_tokens(hog, k, axis=1)  # b, tokens, k, k, s, d
+        return hog.permute(0, 1, 4, 2, 3, 5).reshape(b, n * hp * wp,
+                                                      s * k * k * d)
 
     def extra_repr(self) -> str:
         return (f'nbins={self.nbins}, cell_size={self.cell_size}, channels='
