@@ -88,7 +88,7 @@ def patched(cfg_pipeline: List[Dict], backend: Optional[Dict] = None,
     """The recipe's pipeline config with another flow backend (None: the
     config's) and flow cache; with ``hog_in_worker`` HOG is computed in the
     pipeline (ComputeHOG) instead of by the model (PrepareHOGInputs, the
-    recipe's default)."""
+    recipe's default; ``PackMMEInputs`` packs whichever HOG keys exist)."""
     out = []
     for t in cfg_pipeline:
         t = dict(t)
@@ -99,9 +99,6 @@ def patched(cfg_pipeline: List[Dict], backend: Optional[Dict] = None,
         if hog_in_worker and t['type'] == 'PrepareHOGInputs':
             t = dict(type='ComputeHOG', mode='trajectory', cell_size=8,
                      channels='rgb')
-        if hog_in_worker and t['type'] == 'PackActionInputs':
-            t['algorithm_keys'] = ('mask', 'traj_target', 'traj_valid',
-                                   'hog_target', 'hog_valid')
         out.append(t)
     return out
 

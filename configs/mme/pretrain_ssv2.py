@@ -42,10 +42,8 @@ train_pipeline = [
     dict(type='BuildMMETargets', patch_size=16, norm='patch_std'),
     dict(type='TubeMasking', mask_ratio=0.7, patch_size=16, tubelet_size=2),
     dict(type='FormatShape', input_format='NCTHW'),
-    dict(type='PackActionInputs',
-         algorithm_keys=('mask', 'traj_target', 'traj_valid', 'hog_frames',
-                         'hog_points', 'hog_valid', 'traj_reject'),
-         meta_keys=('img_shape', 'filename'))
+    # packs every MME key the pipeline added (MME_ALGORITHM_KEYS)
+    dict(type='PackMMEInputs')
 ]
 train_dataloader = dict(
     dataset=dict(

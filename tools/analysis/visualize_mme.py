@@ -25,7 +25,8 @@ from mme_plugin.utils import register_all_modules  # noqa: E402
 from mme_plugin.visualization import (draw_clip_targets,  # noqa: E402
                                       trajectory_gif_frames)
 
-_STOP = ('BuildMMETargets', 'TubeMasking', 'FormatShape', 'PackActionInputs')
+_STOP = ('BuildMMETargets', 'TubeMasking', 'FormatShape', 'PackActionInputs',
+         'PackMMEInputs')
 
 
 def run(cfg: Config, video: str, out_dir: str, gif: bool,

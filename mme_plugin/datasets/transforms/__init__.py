@@ -1,5 +1,6 @@
 """Data transforms of the MME plugin."""
 from .dense_sampling import DenseSampleFrames, ShortVideoError
+from .formatting import MME_ALGORITHM_KEYS, PackMMEInputs
 from .flow import (ComputeFlow, DISFlow, FarnebackFlow, FlowCache,
                    FlowCacheError, FlowCacheReadOnly, build_flow_backend,
                    resize_flow)
@@ -16,6 +17,7 @@ from .video_io import (DecordReader, PyAVReader, VideoDecode, VideoInit,
                        VideoReadError, get_frames, open_video)
 
 __all__ = [
+    'MME_ALGORITHM_KEYS', 'PackMMEInputs',
     'DenseSampleFrames', 'ShortVideoError', 'ComputeFlow', 'DISFlow',
     'FarnebackFlow', 'FlowCache', 'FlowCacheError', 'FlowCacheReadOnly',
     'build_flow_backend',

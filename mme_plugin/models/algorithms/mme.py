@@ -181,8 +181,8 @@ class MME(BaseModel):
         mask = self._stack(data_samples, 'mask', inputs.device)
         if mask is None:
             raise KeyError('data samples have no "mask": add TubeMasking and '
-                           "PackActionInputs(algorithm_keys=('mask', ...)) "
-                           'to the pipeline')
+                           "PackMMEInputs (or PackActionInputs(algorithm_keys="
+                           "('mask', ...))) to the pipeline")
         mask = mask.bool()
         preds = self.decoder(self.extract_feat(inputs, mask), mask)
         if mode == 'tensor':

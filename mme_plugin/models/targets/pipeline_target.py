@@ -56,8 +56,8 @@ class TrajectoryTarget(MMETarget):
         if target is None:
             raise KeyError(
                 'data samples have no "traj_target": the pipeline must build '
-                'it (BuildMMETargets) and pack it (PackActionInputs '
-                'algorithm_keys)')
+                'it (BuildMMETargets) and pack it (PackMMEInputs, or '
+                'PackActionInputs algorithm_keys)')
         valid = stack_samples(data_samples, 'traj_valid', inputs.device)
         return target, None if valid is None else valid.bool()
 
@@ -121,9 +121,9 @@ class HOGTarget(MMETarget):
         if target is None:
             raise KeyError(
                 'data samples have no "hog_target": the pipeline must build '
-                'it (BuildMMETargets) and pack it (PackActionInputs '
-                "algorithm_keys), or pack PrepareHOGInputs' hog_frames and "
-                'hog_points for the on-device HOG')
+                'it (BuildMMETargets) and pack it (PackMMEInputs, or '
+                'PackActionInputs algorithm_keys), or pack the hog_frames '
+                "and hog_points of PrepareHOGInputs for the on-device HOG")
         valid = stack_samples(data_samples, 'hog_valid', device)
         return target, None if valid is None else valid.bool()
 
