@@ -148,7 +148,10 @@ def test_extract_trajectories_tool_is_resumable(synthetic_root, tmp_path):
             '--ann-file', f'{synthetic_root}/val.txt', '--workers', '2']
     first = run_tool(args)
     assert 'done 8 skipped 0 failed 0' in first.stdout
-    assert len(list((tmp_path / 'cache').rglob('*.npy'))) == 8
+    entries = [p.name for p in (tmp_path / 'cache').rglob('*.npy')]
+    # the tiny config checks forward-backward: both directions per video
+    assert len([e for e in entries if not e.endswith('-bwd.npy')]) == 8
+    assert len([e for e in entries if e.endswith('-bwd.npy')]) == 8
     second = run_tool(args)
     assert 'done 0 skipped 8 failed 0' in second.stdout
 
