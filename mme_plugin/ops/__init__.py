@@ -1,5 +1,6 @@
 """Tensor operations shared by the data pipeline and the models."""
-from .flow_reliability import (REJECT_REASONS, fb_inconsistent, fb_round_trip,
+from .flow_reliability import (REJECT_REASONS, cut_statistics,
+                               fb_inconsistent, fb_round_trip,
                                histogram_distance, pair_cut_statistics,
                                warp_error)
 from .hog import hog_at_points, hog_cell_maps, l2_normalize_cells

@@ -78,6 +78,26 @@ def _gray(img: np.ndarray, size_wh) -> np.ndarray:
     return gray.astype(np.float32)
 
 
+def _warp_errors(prev: np.ndarray, nxt: np.ndarray,
+                 flows: np.ndarray) -> np.ndarray:
+    """``|nxt(x + flow(x)) - prev(x)|`` of ``[P, h, w]`` float32 grey pairs
+    and ``[P, h, w, 2]`` flows; NaN where ``x + flow(x)`` leaves the
+    frame."""
+    p, h, w = prev.shape
+    gx = np.arange(w, dtype=np.float32)[None, None, :]
+    gy = np.arange(h, dtype=np.float32)[None, :, None]
+    mx = gx + flows[..., 0]
+    my = gy + flows[..., 1]
+    err = np.empty((p, h, w), np.float32)
+    for k in range(p):
+        warped = cv2.remap(nxt[k], mx[k], my[k], cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_REPLICATE)
+        np.subtract(warped, prev[k], out=err[k])
+    np.abs(err, out=err)
+    err[(mx < 0) | (mx > w - 1) | (my < 0) | (my > h - 1)] = np.nan
+    return err
+
+
 def warp_error(prev: np.ndarray, nxt: np.ndarray,
                flow: np.ndarray) -> np.ndarray:
     """Per-pixel photometric error of warping ``nxt`` back onto ``prev``.
@@ -96,53 +116,71 @@ def warp_error(prev: np.ndarray, nxt: np.ndarray,
         levels (0-255); pixels whose target lies outside the frame are NaN.
     """
     h, w = flow.shape[:2]
-    a = _gray(prev, (w, h))
-    b = _gray(nxt, (w, h))
-    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32),
-                         np.arange(h, dtype=np.float32))
-    mx = gx + flow[..., 0]
-    my = gy + flow[..., 1]
-    warped = cv2.remap(b, mx, my, cv2.INTER_LINEAR,
-                       borderMode=cv2.BORDER_REPLICATE)
-    err = np.abs(warped - a)
-    outside = (mx < 0) | (mx > w - 1) | (my < 0) | (my > h - 1)
-    err[outside] = np.nan
-    return err
+    return _warp_errors(_gray(prev, (w, h))[None], _gray(nxt, (w, h))[None],
+                        flow[None])[0]
+
+
+def _histograms(grays: np.ndarray, bins: int) -> np.ndarray:
+    """Normalised ``bins``-bin histograms of ``[P, h, w]`` grey images."""
+    p = grays.shape[0]
+    idx = (np.clip(grays, 0, 255).astype(np.int64) * bins) // 256
+    idx += np.arange(p)[:, None, None] * bins
+    hist = np.bincount(idx.ravel(), minlength=p * bins).reshape(p, bins)
+    return hist / max(1, grays[0].size)
 
 
 def histogram_distance(prev: np.ndarray, nxt: np.ndarray,
                        bins: int = 32) -> float:
     """L1 distance of the normalised grey-level histograms (0 = identical,
     2 = disjoint)."""
-    out = []
-    for img in (prev, nxt):
-        gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY) if img.ndim == 3 else img
-        hist = np.bincount((gray.reshape(-1).astype(np.int64) * bins) // 256,
-                           minlength=bins).astype(np.float64)
-        out.append(hist / max(1.0, hist.sum()))
-    return float(np.abs(out[0] - out[1]).sum())
+    g = [cv2.cvtColor(i, cv2.COLOR_RGB2GRAY) if i.ndim == 3 else i
+         for i in (prev, nxt)]
+    hist = _histograms(np.stack(g).astype(np.float32), bins)
+    return float(np.abs(hist[0] - hist[1]).sum())
+
+
+def cut_statistics(prev: np.ndarray, nxt: np.ndarray, flows: np.ndarray,
+                   warp_threshold: float = 25.0,
+                   bins: int = 32) -> Dict[str, np.ndarray]:
+    """Shot-cut evidence of P frame pairs at once.
+
+    Args:
+        prev (np.ndarray): ``[P, h, w]`` float32 grey frames t, at the
+            flows' resolution.
+        nxt (np.ndarray): ``[P, h, w]`` grey frames t + 1.
+        flows (np.ndarray): ``[P, h, w, 2]`` flows t -> t + 1.
+        warp_threshold (float): A pixel fails to warp above this grey-level
+            error. Defaults to 25 (about 10 % of the range).
+        bins (int): Histogram bins. Defaults to 32.
+
+    Returns:
+        dict: ``[P]`` arrays ``warp_fail`` (fraction of in-frame pixels that
+        fail to warp; 1 if none stays in frame), ``warp_error`` (their mean
+        error) and ``hist_distance`` (L1 distance of the grey histograms,
+        0-2).
+    """
+    err = _warp_errors(prev, nxt, flows).reshape(prev.shape[0], -1)
+    inside = np.isfinite(err)
+    count = inside.sum(1)
+    fail = np.where(inside, err > warp_threshold, False).sum(1)
+    total = np.where(inside, err, 0).sum(1)
+    with np.errstate(invalid='ignore', divide='ignore'):
+        warp_fail = np.where(count > 0, fail / np.maximum(count, 1), 1.0)
+        mean = np.where(count > 0, total / np.maximum(count, 1), np.nan)
+    hp, hn = _histograms(prev, bins), _histograms(nxt, bins)
+    return dict(warp_fail=warp_fail, warp_error=mean,
+                hist_distance=np.abs(hp - hn).sum(1))
 
 
 def pair_cut_statistics(prev: np.ndarray, nxt: np.ndarray, flow: np.ndarray,
                         warp_threshold: float = 25.0) -> Dict[str, float]:
-    """Shot-cut evidence of one frame pair.
-
-    Args:
-        prev (np.ndarray): Frame t.
-        nxt (np.ndarray): Frame t + 1.
-        flow (np.ndarray): Flow t -> t + 1 (its own resolution and pixels).
-        warp_threshold (float): A pixel fails to warp above this grey-level
-            error. Defaults to 25 (about 10 % of the range).
+    """:func:`cut_statistics` of one pair of RGB (or grey) frames of any
+    size, converted to grey at the flow's resolution.
 
     Returns:
-        dict: ``warp_fail`` (fraction of in-frame pixels that fail to warp),
-        ``warp_error`` (their mean error, grey levels) and ``hist_distance``
-        (:func:`histogram_distance`).
+        dict: ``warp_fail``, ``warp_error`` and ``hist_distance`` (floats).
     """
-    err = warp_error(prev, nxt, flow)
-    inside = np.isfinite(err)
-    e = err[inside]
-    return dict(
-        warp_fail=float((e > warp_threshold).mean()) if e.size else 1.0,
-        warp_error=float(e.mean()) if e.size else float('nan'),
-        hist_distance=histogram_distance(prev, nxt))
+    h, w = flow.shape[:2]
+    st = cut_statistics(_gray(prev, (w, h))[None], _gray(nxt, (w, h))[None],
+                        flow[None], warp_threshold)
+    return {k: float(v[0]) for k, v in st.items()}

@@ -35,17 +35,17 @@ codes of :data:`REJECT_REASONS`, for pictures and statistics) and
 ``release_compat`` nothing is rejected (the release has no such check) and
 only the reasons are recorded.
 """
-from typing import Dict
+from typing import Dict, Optional
 
 import cv2
 import numpy as np
 from mmcv.transforms import BaseTransform
 
 from mme_plugin.ops.flow_reliability import (REJECT_REASONS,
-                                             fb_inconsistent,
-                                             pair_cut_statistics)
+                                             cut_statistics, fb_inconsistent)
 from mme_plugin.registry import TRANSFORMS
 
+from .flow import resize_flow
 from .trajectory import sample_bilinear_batch, sample_flow_at
 
 __all__ = ['CheckTrajectoryReliability', 'REJECT_REASONS']
@@ -79,6 +79,8 @@ class CheckTrajectoryReliability(BaseTransform):
         cut_hist_distance (float): ... or when the grey histograms differ by
             more than this (L1, 0-2) and more than half of
             ``cut_warp_fraction`` fails to warp. Defaults to 0.5.
+        cut_size (int): The cut test runs on frames and flows reduced to at
+            most this many pixels per side. Defaults to 64.
         release_compat (bool): Reject nothing (the release's behaviour);
             reasons are still recorded. Defaults to False.
     """
@@ -94,6 +96,7 @@ class CheckTrajectoryReliability(BaseTransform):
                  cut_warp_threshold: float = 25.0,
                  cut_warp_fraction: float = 0.4,
                  cut_hist_distance: float = 0.5,
+                 cut_size: int = 64,
                  release_compat: bool = False) -> None:
         self.fb_check = fb_check
         self.fb_alpha = fb_alpha
@@ -105,6 +108,7 @@ class CheckTrajectoryReliability(BaseTransform):
         self.cut_warp_threshold = cut_warp_threshold
         self.cut_warp_fraction = cut_warp_fraction
         self.cut_hist_distance = cut_hist_distance
+        self.cut_size = cut_size
         self.release_compat = release_compat
 
     def fb_failures(self, results: Dict) -> np.ndarray:
@@ -129,38 +133,56 @@ class CheckTrajectoryReliability(BaseTransform):
             fails[:, t] = fb_inconsistent(fwd, back, self.fb_alpha, beta)
         return fails
 
-    def photo_failures(self, results: Dict) -> np.ndarray:
+    def _grays(self, results: Dict) -> np.ndarray:
+        """Grey levels of every dense frame, Gaussian-blurred by
+        ``photo_sigma``: ``[N, S, H, W]`` uint8 (shared by the photometric
+        and the cut checks)."""
+        dense = results['dense_imgs']
+        n, s, h, w = dense.shape[:4]
+        k = 2 * int(np.ceil(2 * self.photo_sigma)) + 1
+        out = np.empty((n * s, h, w), np.uint8)
+        for i, f in enumerate(dense.reshape(-1, h, w, dense.shape[-1])):
+            g = cv2.cvtColor(f, cv2.COLOR_RGB2GRAY)
+            out[i] = cv2.GaussianBlur(g, (k, k), self.photo_sigma) \
+                if self.photo_sigma > 0 else g
+        return out.reshape(n, s, h, w)
+
+    def photo_failures(self, results: Dict,
+                       grays: Optional[np.ndarray] = None) -> np.ndarray:
         """``[N, L, gh, gw]`` bool: the grey level at the point's new
         position differs from the one it left by more than
         ``photo_threshold`` (the point landed on other content)."""
         pos = results['traj_positions']
-        dense = results['dense_imgs']
-        n, s = dense.shape[:2]
-        gray = np.stack([
-            cv2.GaussianBlur(cv2.cvtColor(f, cv2.COLOR_RGB2GRAY), (0, 0),
-                             self.photo_sigma) if self.photo_sigma else
-            cv2.cvtColor(f, cv2.COLOR_RGB2GRAY)
-            for f in dense.reshape(-1, *dense.shape[2:])
-        ]).reshape(n, s, *dense.shape[2:4], 1).astype(np.float32)
-        vals = np.stack([sample_bilinear_batch(gray[:, t], pos[:, t])[..., 0]
-                         for t in range(s)], 1)  # [N, S, gh, gw]
+        grays = self._grays(results) if grays is None else grays
+        vals = np.stack([
+            sample_bilinear_batch(grays[:, t, ..., None], pos[:, t])[..., 0]
+            for t in range(grays.shape[1])], 1)  # [N, S, gh, gw]
         return np.abs(np.diff(vals, axis=1)) > self.photo_threshold
 
-    def cut_pairs(self, results: Dict) -> np.ndarray:
+    def cut_pairs(self, results: Dict,
+                  grays: Optional[np.ndarray] = None) -> np.ndarray:
         """``[N, L]`` bool: the dense frame pair (t, t + 1) of the tube looks
-        like a shot cut."""
-        dense = results['dense_imgs']
+        like a shot cut (measured on frames and flows reduced to at most
+        ``cut_size`` pixels: the test is about most of the frame)."""
+        grays = self._grays(results) if grays is None else grays
         flows = results['flows']
         n, num = flows.shape[:2]
-        cuts = np.zeros((n, num), bool)
-        for i in range(n):
-            for t in range(num):
-                st = pair_cut_statistics(dense[i, t], dense[i, t + 1],
-                                         flows[i, t], self.cut_warp_threshold)
-                cuts[i, t] = st['warp_fail'] > self.cut_warp_fraction or (
-                    st['hist_distance'] > self.cut_hist_distance
-                    and st['warp_fail'] > self.cut_warp_fraction / 2)
-        return cuts
+        gh, gw = grays.shape[2:4]
+        f = int(np.ceil(max(gh, gw) / self.cut_size))  # integer: fast
+        size = (max(8, gw // f), max(8, gh // f))
+        small = np.stack([
+            cv2.resize(g, size, interpolation=cv2.INTER_AREA)
+            if size != (gw, gh) else g for g in grays.reshape(-1, gh, gw)
+        ]).astype(np.float32).reshape(n, grays.shape[1], size[1], size[0])
+        fl = np.stack([resize_flow(x, size) if x.shape[:2] != size[::-1]
+                       else x for x in flows.reshape(-1, *flows.shape[2:])])
+        st = cut_statistics(small[:, :-1].reshape(-1, size[1], size[0]),
+                            small[:, 1:].reshape(-1, size[1], size[0]), fl,
+                            self.cut_warp_threshold)
+        cuts = (st['warp_fail'] > self.cut_warp_fraction) | (
+            (st['hist_distance'] > self.cut_hist_distance)
+            & (st['warp_fail'] > self.cut_warp_fraction / 2))
+        return cuts.reshape(n, num)
 
     def transform(self, results: Dict) -> Dict:
         """Check every trajectory; update ``traj_valid``."""
@@ -174,13 +196,15 @@ class CheckTrajectoryReliability(BaseTransform):
             fb = self.fb_failures(results).any(1)
             reason[valid & fb] = 1 + REJECT_REASONS.index('fb_check')
             rejected |= fb
+        grays = self._grays(results) if (self.photo_check or
+                                         self.cut_check) else None
         if self.photo_check:
-            photo = self.photo_failures(results).any(1)
+            photo = self.photo_failures(results, grays).any(1)
             reason[valid & (reason == 0) & photo] = \
                 1 + REJECT_REASONS.index('photo_check')
             rejected |= photo
         if self.cut_check:
-            cut_pairs = self.cut_pairs(results)
+            cut_pairs = self.cut_pairs(results, grays)
             cut = np.broadcast_to(cut_pairs.any(1)[:, None, None], valid.shape)
             reason[valid & cut] = 1 + REJECT_REASONS.index('shot_cut')
             rejected |= cut
@@ -198,5 +222,6 @@ class CheckTrajectoryReliability(BaseTransform):
                 f'cut_check={self.cut_check}, cut_warp_threshold='
                 f'{self.cut_warp_threshold}, cut_warp_fraction='
                 f'{self.cut_warp_fraction}, cut_hist_distance='
-                f'{self.cut_hist_distance}, release_compat='
+                f'{self.cut_hist_distance}, cut_size={self.cut_size}, '
+                f'release_compat='
                 f'{self.release_compat})')

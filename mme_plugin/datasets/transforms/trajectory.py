@@ -69,9 +69,16 @@ def sample_bilinear_batch(fields: np.ndarray, xy: np.ndarray) -> np.ndarray:
     y1 = np.minimum(y0 + 1, h - 1)
     wx = (x - x0)[..., None]
     wy = (y - y0)[..., None]
-    b = np.arange(n).reshape((n, ) + (1, ) * (xy.ndim - 2))
-    top = fields[b, y0, x0] * (1 - wx) + fields[b, y0, x1] * wx
-    bottom = fields[b, y1, x0] * (1 - wx) + fields[b, y1, x1] * wx
+    # one flat gather per corner (much faster than 3-array fancy indexing)
+    flat = fields.reshape(n * h * w, -1)
+    row = (np.arange(n).reshape((n, ) + (1, ) * (xy.ndim - 2)) * h)
+    r0, r1 = (row + y0) * w, (row + y1) * w
+
+    def at(r, c):
+        return np.take(flat, r + c, axis=0)
+
+    top = at(r0, x0) * (1 - wx) + at(r0, x1) * wx
+    bottom = at(r1, x0) * (1 - wx) + at(r1, x1) * wx
     return (top * (1 - wy) + bottom * wy).astype(np.float32)
 
 
