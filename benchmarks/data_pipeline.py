@@ -43,7 +43,8 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from mme_plugin.datasets.synthetic import render_clip, write_video  # noqa
+from mme_plugin.datasets.synthetic import render_clip  # noqa: E402
+from mme_plugin.io import write_video  # noqa: E402
 from mme_plugin.datasets.transforms import (  # noqa: E402
     ComputeFlow, grid_points, track_points)
 from mme_plugin.evaluation.flow_quality import FLOW_CHOICES  # noqa: E402

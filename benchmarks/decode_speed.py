@@ -24,9 +24,9 @@ from report import write_report  # noqa: E402 (this folder)
 
 import numpy as np  # noqa: E402
 
-from mme_plugin.datasets.synthetic import render_clip, write_video  # noqa
-from mme_plugin.datasets.transforms.video_io import (  # noqa: E402
-    DecordReader, PyAVReader)
+from mme_plugin.datasets.synthetic import render_clip  # noqa: E402
+from mme_plugin.io import write_video  # noqa: E402
+from mme_plugin.io.video import DecordReader, PyAVReader  # noqa: E402
 
 OFFSETS = (0, 100, 200, 239)
 GOPS = (None, 32, 16)  # None: x264's default (250)

@@ -70,7 +70,8 @@ def video(tmp_path) -> str:
     ``tmp_path / 'data'``."""
     import numpy as np
 
-    from mme_plugin.datasets.synthetic import random_texture, write_video
+    from mme_plugin.datasets.synthetic import random_texture
+    from mme_plugin.io import write_video
     rng = np.random.default_rng(2)
     tex = random_texture(rng, 64, 128)
     frames = np.stack([tex[:, 40 - t:104 - t] for t in range(20)])

@@ -7,7 +7,8 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from mme_plugin.datasets.synthetic import render_clip, write_video
+from mme_plugin.datasets.synthetic import render_clip
+from mme_plugin.io import write_video
 from mme_plugin.registry import DATASETS, MODELS
 from mme_plugin.utils import register_all_modules
 

@@ -11,7 +11,8 @@ import pytest
 from mme_plugin.datasets import AnnotationError, read_video_list
 from mme_plugin.datasets.list_builders import (hmdb51_lists, k400_lists,
                                                ssv2_lists, ucf101_lists)
-from mme_plugin.datasets.synthetic import render_clip, write_video
+from mme_plugin.datasets.synthetic import render_clip
+from mme_plugin.io import write_video
 from mme_plugin.datasets.video_check import check_videos
 
 from .conftest import REPO, run_tool

@@ -222,7 +222,7 @@ def test_backward_flow_is_the_reverse_chain():
 
 
 def test_backward_flow_cache(tmp_path):
-    from mme_plugin.datasets.synthetic import write_video
+    from mme_plugin.io import write_video
     video = str(tmp_path / 'v.mp4')
     frames = _pan(steps=10, size=64)
     write_video(video, frames, lossless=True)
@@ -284,7 +284,7 @@ def _load_tool(name):
 def test_flow_report_on_user_videos(tmp_path, capsys):
     """The report runs on any video: a normal clip has no cut, a video of
     two spliced clips has its cut pair flagged by every flow choice."""
-    from mme_plugin.datasets.synthetic import write_video
+    from mme_plugin.io import write_video
     a, _ = render_clip(0, 12, (96, 128), seed=1)
     b, _ = render_clip(5, 12, (96, 128), seed=2)
     normal, spliced = str(tmp_path / 'n.mp4'), str(tmp_path / 's.avi')

@@ -6,7 +6,8 @@ import pytest
 from mmengine.dataset import Compose
 
 import mme_plugin  # noqa: F401
-from mme_plugin.datasets.synthetic import random_texture, write_video
+from mme_plugin.datasets.synthetic import random_texture
+from mme_plugin.io import write_video
 from mme_plugin.datasets.transforms import (MotionFlip, MotionMultiScaleCrop,
                                             MotionResize)
 from mme_plugin.utils import register_all_modules

@@ -9,7 +9,8 @@ import torch
 from mmengine.config import Config
 from mmengine.dataset import Compose
 
-from mme_plugin.datasets.synthetic import render_clip, write_video
+from mme_plugin.datasets.synthetic import render_clip
+from mme_plugin.io import write_video
 from mme_plugin.registry import MODELS
 from mme_plugin.utils import register_all_modules
 

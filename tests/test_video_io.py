@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from mme_plugin.datasets.synthetic import render_clip, write_video
+from mme_plugin.datasets.synthetic import render_clip
+from mme_plugin.io import write_video
 from mme_plugin.datasets.transforms import (VideoDecode, VideoInit,
                                             VideoReadError, open_video)
 

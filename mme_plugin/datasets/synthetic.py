@@ -17,6 +17,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
+from mme_plugin.io.video import write_video
+
 __all__ = [
     'MOTION_CLASSES', 'render_clip', 'write_video', 'make_synthetic_dataset',
     'random_texture'
@@ -175,62 +177,6 @@ def render_clip(label: int,
     info = dict(center=(cx, cy), speed=speed, side=side, affine=np.stack(mats),
                 alpha=np.stack(alphas))
     return np.stack(frames), info
-
-
-def write_video(path: str, frames: np.ndarray, fps: int = 30,
-                gop: Optional[int] = None, lossless: bool = False) -> None:
-    """Write RGB frames to a video file with PyAV: H.264 (``.mp4``, like
-    Kinetics), VP9 (``.webm``, like Something-Something V2) or MPEG-4 Part 2
-    (``.avi``, like UCF101 and HMDB51).
-
-    Args:
-        path (str): Output path (``.mp4``, ``.webm`` or ``.avi``).
-        frames (np.ndarray): uint8 frames, T x H x W x 3, RGB. Height and
-            width must be even (yuv420p).
-        fps (int): Frame rate. Defaults to 30.
-        gop (int, optional): Maximum keyframe interval. Defaults to None
-            (x264's default, 250 frames).
-        lossless (bool): Lossless H.264 (qp 0): the decoded frames are the
-            written ones (after 4:2:0 chroma subsampling) on every run.
-            Lossy x264 here gave different files for the same frames now
-            and then (seen in one clip in 24, depending on the process
-            state), which made the built-in dataset differ between runs.
-            Defaults to False (crf 12, like real footage).
-    """
-    import av
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    t, h, w, _ = frames.shape
-    if h % 2 or w % 2:
-        raise ValueError(f'{path}: frame size {w}x{h} must be even')
-    with av.open(path, mode='w') as container:
-        webm, avi = path.endswith('.webm'), path.endswith('.avi')
-        codec = 'libvpx-vp9' if webm else 'mpeg4' if avi else 'libx264'
-        stream = container.add_stream(codec, rate=fps)
-        stream.width, stream.height = w, h
-        stream.pix_fmt = 'yuv420p'
-        stream.thread_count = 1
-        if webm:
-            options = {'lossless': '1'} if lossless else {
-                'crf': '30', 'b:v': '0'}
-            options.update({'deadline': 'realtime', 'cpu-used': '8'})
-        elif avi:
-            options = {'qscale': '1' if lossless else '3'}
-        else:
-            options = {'qp': '0'} if lossless else {'crf': '12'}
-            options['preset'] = 'fast'
-        if gop is not None:
-            options['g'] = str(gop)
-        stream.options = options
-        for frame in frames:
-            # RGB -> I420 with OpenCV: a fixed conversion, so lossless files
-            # decode to the same frames everywhere.
-            yuv = cv2.cvtColor(np.ascontiguousarray(frame),
-                               cv2.COLOR_RGB2YUV_I420)
-            vf = av.VideoFrame.from_ndarray(yuv, format='yuv420p')
-            for packet in stream.encode(vf):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
 
 
 def make_synthetic_dataset(

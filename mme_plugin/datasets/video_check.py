@@ -5,7 +5,7 @@ from typing import Callable, Iterable, List, Optional, Tuple
 
 import numpy as np
 
-from .transforms.video_io import VideoReadError, get_frames, open_video
+from mme_plugin.io.video import VideoReadError, get_frames, open_video
 
 __all__ = ['check_video', 'check_videos']
 

@@ -1,14 +1,26 @@
-"""Tensor operations shared by the data pipeline and the models."""
+"""Kernels shared by the data pipeline, the models and the tools: optical
+flow backends, point tracking, HOG (NumPy and PyTorch), flow reliability
+measures and the token layout."""
+from .flow import (DISFlow, FarnebackFlow, build_flow_backend, resize_flow,
+                   to_full_res)
 from .flow_reliability import (REJECT_REASONS, cut_statistics,
                                fb_inconsistent, fb_round_trip,
                                histogram_distance, pair_cut_statistics,
                                warp_error)
 from .hog import hog_at_points, hog_cell_maps, l2_normalize_cells
+from .hog_numpy import (cell_histogram_map, l2_normalize,
+                        pixel_orientation_votes)
 from .token_layout import grid_to_tokens
+from .tracking import (grid_points, inside_frame, sample_bilinear,
+                       sample_bilinear_batch, sample_flow_at, track_all,
+                       track_points)
 
 __all__ = [
-    'hog_at_points', 'hog_cell_maps', 'l2_normalize_cells', 'REJECT_REASONS',
-    'fb_inconsistent',
+    'DISFlow', 'FarnebackFlow', 'build_flow_backend', 'resize_flow',
+    'to_full_res', 'REJECT_REASONS', 'cut_statistics', 'fb_inconsistent',
     'fb_round_trip', 'histogram_distance', 'pair_cut_statistics',
-    'warp_error'
+    'warp_error', 'hog_at_points', 'hog_cell_maps', 'l2_normalize_cells',
+    'cell_histogram_map', 'l2_normalize', 'pixel_orientation_votes',
+    'grid_to_tokens', 'grid_points', 'inside_frame', 'sample_bilinear',
+    'sample_bilinear_batch', 'sample_flow_at', 'track_all', 'track_points'
 ]

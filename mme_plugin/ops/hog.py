@@ -1,7 +1,7 @@
 """HOG cell histograms in PyTorch, batched and device-agnostic.
 
 The same recipe as the NumPy reference in
-:mod:`mme_plugin.datasets.transforms.hog` (release spec 2.7 with the fixes
+:mod:`mme_plugin.ops.hog_numpy` (release spec 2.7 with the fixes
 of section 8: no random Sobel bias, votes that always sum to the magnitude):
 3 x 3 Sobel gradients scaled by 1/8 with replicated borders, unsigned
 orientation in ``nbins`` bins over pi, the magnitude shared linearly between

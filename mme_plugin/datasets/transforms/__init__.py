@@ -1,20 +1,28 @@
 """Data transforms of the MME plugin."""
 from .dense_sampling import DenseSampleFrames, ShortVideoError
 from .formatting import MME_ALGORITHM_KEYS, PackMMEInputs
-from .flow import (ComputeFlow, DISFlow, FarnebackFlow, FlowCache,
-                   FlowCacheError, FlowCacheReadOnly, build_flow_backend,
-                   resize_flow)
-from .hog import ComputeHOG, cell_histogram_map, pixel_orientation_votes
+# Kernels and I/O re-exported for compatibility (they live in ``ops`` and
+# ``io``; the transforms are thin wrappers around them).
+from mme_plugin.io import (DecordReader, FlowCache, FlowCacheError,
+                           FlowCacheReadOnly, PyAVReader, VideoReadError,
+                           get_frames, open_video)
+from mme_plugin.ops.flow import (DISFlow, FarnebackFlow, build_flow_backend,
+                                 resize_flow)
+from mme_plugin.ops.hog_numpy import (cell_histogram_map,
+                                      pixel_orientation_votes)
+from mme_plugin.ops.tracking import (grid_points, sample_bilinear,
+                                     sample_flow_at, track_points)
+
+from .flow import ComputeFlow
+from .hog import ComputeHOG
 from .hog_inputs import PrepareHOGInputs
 from .masking import TubeMasking
 from .motion_augment import MotionFlip, MotionMultiScaleCrop, MotionResize
 from .motion_targets import BuildMMETargets, patch_std
 from .rand_augment import RAND_AUGMENT_OPS, VideoRandAugment
 from .reliability import REJECT_REASONS, CheckTrajectoryReliability
-from .trajectory import (ComputeTrajectories, grid_points, sample_bilinear,
-                         sample_flow_at, track_points)
-from .video_io import (DecordReader, PyAVReader, VideoDecode, VideoInit,
-                       VideoReadError, get_frames, open_video)
+from .trajectory import ComputeTrajectories
+from .video_io import VideoDecode, VideoInit
 
 __all__ = [
     'MME_ALGORITHM_KEYS', 'PackMMEInputs',

@@ -15,7 +15,7 @@ from mmcv.transforms import BaseTransform
 
 from mme_plugin.registry import TRANSFORMS
 
-from .video_io import VideoReadError
+from mme_plugin.io.video import VideoReadError
 
 __all__ = ['DenseSampleFrames', 'ShortVideoError']
 

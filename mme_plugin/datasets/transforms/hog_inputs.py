@@ -18,8 +18,9 @@ from mmcv.transforms import BaseTransform
 
 from mme_plugin.registry import TRANSFORMS
 
+from mme_plugin.ops.tracking import grid_points
+
 from .hog import tube_frames
-from .trajectory import grid_points
 
 __all__ = ['PrepareHOGInputs']
 

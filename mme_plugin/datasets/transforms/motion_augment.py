@@ -22,7 +22,7 @@ from mmaction.datasets.transforms import Flip, MultiScaleCrop, Resize
 
 from mme_plugin.registry import TRANSFORMS
 
-from .flow import resize_flow
+from mme_plugin.ops.flow import resize_flow
 
 __all__ = ['MotionMultiScaleCrop', 'MotionResize', 'MotionFlip']
 

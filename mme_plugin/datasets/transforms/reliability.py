@@ -45,8 +45,8 @@ from mme_plugin.ops.flow_reliability import (REJECT_REASONS,
                                              cut_statistics, fb_inconsistent)
 from mme_plugin.registry import TRANSFORMS
 
-from .flow import resize_flow
-from .trajectory import sample_bilinear_batch, sample_flow_at
+from mme_plugin.ops.flow import resize_flow
+from mme_plugin.ops.tracking import sample_bilinear_batch, sample_flow_at
 
 __all__ = ['CheckTrajectoryReliability', 'REJECT_REASONS']
 
