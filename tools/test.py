@@ -20,7 +20,7 @@ from mme_plugin.checkpoint import CheckpointMismatchError  # noqa: E402
 from mme_plugin.engine.safe_load import (UnsafeCheckpointError,  # noqa: E402
                                          trust_checkpoints)
 from mme_plugin.utils import (check_path_options,  # noqa: E402
-                              shutdown_dist)
+                              exit_after_distributed_run, shutdown_dist)
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
@@ -112,7 +112,8 @@ def main(argv: Optional[List[str]] = None) -> None:
         run(build_config(parse_args(argv)))
     except (CheckpointMismatchError, UnsafeCheckpointError) as e:
         raise SystemExit(f'error: {e}') from None
-    shutdown_dist()
+    if shutdown_dist() and argv is None:  # a torchrun rank: see the helper
+        exit_after_distributed_run()
 
 
 if __name__ == '__main__':

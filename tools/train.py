@@ -21,7 +21,8 @@ from mme_plugin.datasets.annotations import AnnotationError  # noqa: E402
 from mme_plugin.engine.safe_load import (UnsafeCheckpointError,  # noqa: E402
                                          trust_checkpoints)
 from mme_plugin.utils import (amp_fallback_without_accelerator,  # noqa: E402
-                              check_path_options, shutdown_dist)
+                              check_path_options, exit_after_distributed_run,
+                              shutdown_dist)
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
@@ -153,7 +154,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     except (CheckpointMismatchError, AnnotationError,
             UnsafeCheckpointError) as e:
         raise SystemExit(f'error: {e}') from None
-    shutdown_dist()
+    if shutdown_dist() and argv is None:  # a torchrun rank: see the helper
+        exit_after_distributed_run()
 
 
 if __name__ == '__main__':
