@@ -314,9 +314,10 @@ def downstream(r: Runner, seed: int, method: str, ckpt: str) -> Dict:
     out = {}
     for stage, cfg in (('finetune', FINETUNE), ('linear', LINEAR)):
         work = osp.join(base, stage)
-        r.run(f'seed{seed}_{method}_{stage}', [
+        r.run(f'seed{seed}_{method}_{stage}', [  # last checkpoint tested
             'tools/train.py', cfg, '--work-dir', work, '--seed', str(seed),
-            '--cfg-options', *r.data_opts(), f'load_from={init}'])
+            '--no-validate', '--cfg-options', *r.data_opts(),
+            f'load_from={init}'])
         out[stage] = _acc(r.run(f'seed{seed}_{method}_{stage}_test', [
             'tools/test.py', cfg, _ckpts(work)[-1], '--work-dir', work,
             '--cfg-options', *r.data_opts(test=True)]))
