@@ -316,7 +316,7 @@ def downstream(r: Runner, seed: int, method: str, ckpt: str) -> Dict:
         work = osp.join(base, stage)
         r.run(f'seed{seed}_{method}_{stage}', [  # last checkpoint tested
             'tools/train.py', cfg, '--work-dir', work, '--seed', str(seed),
-            '--no-validate', '--cfg-options', *r.data_opts(),
+            '--no-validate', '--cfg-options', *r.data_opts()[:2],
             f'load_from={init}'])
         out[stage] = _acc(r.run(f'seed{seed}_{method}_{stage}_test', [
             'tools/test.py', cfg, _ckpts(work)[-1], '--work-dir', work,
