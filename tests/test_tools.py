@@ -46,3 +46,21 @@ def test_dist_train_two_processes_and_resume(synthetic_root, tmp_path):
                     env_extra={'PORT': '29682'})
     assert 'resumed epoch: 1' in (proc.stdout + proc.stderr)
     assert osp.isfile(osp.join(work, 'epoch_2.pth'))
+
+
+def test_no_validate_accepts_val_options(tmp_path):
+    """--no-validate with options that still name the val loader (a shared
+    option list): the options apply, then validation is off; no mmengine
+    TypeError about a None base."""
+    import sys
+    sys.path.insert(0, osp.join(osp.dirname(osp.dirname(
+        osp.abspath(__file__))), 'tools'))
+    import train as train_tool  # tools/train.py
+    cfg = train_tool.build_config(train_tool.parse_args([
+        'configs/recognition/tiny-vit_synthetic.py', '--work-dir',
+        str(tmp_path), '--no-validate', '--cfg-options',
+        'val_dataloader.dataset.ann_file=x.txt',
+        'train_dataloader.dataset.ann_file=y.txt']))
+    assert cfg.val_dataloader is None and cfg.val_cfg is None
+    assert cfg.val_evaluator is None
+    assert cfg.train_dataloader.dataset.ann_file == 'y.txt'

@@ -97,10 +97,6 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     Returns:
         Config: The updated config.
     """
-    if args.no_validate:
-        cfg.val_cfg = None
-        cfg.val_dataloader = None
-        cfg.val_evaluator = None
     cfg.launcher = args.launcher
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
@@ -130,6 +126,10 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         cfg.setdefault('randomness', {})['deterministic'] = True
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    if args.no_validate:  # after the options, which may still set val_*
+        cfg.val_cfg = None
+        cfg.val_dataloader = None
+        cfg.val_evaluator = None
     # AMP recipes (and --amp) train in fp32 where there is no accelerator.
     amp_fallback_without_accelerator(cfg)
     return cfg
