@@ -285,3 +285,29 @@ def test_device_hog_stays_float32_under_autocast():
         got = PointHOG(cell_size=4)(frames, points, 8)
     assert got.dtype == torch.float32
     torch.testing.assert_close(got, ref)
+
+
+def test_targets_size_the_heads_and_weight_the_loss():
+    """Target units declare their sizes from their settings and the encoder
+    (patch 8 here, so 2 x 2 points of a 4-px grid), the decoder heads follow,
+    the loss takes their weights; a head_dims that disagrees is refused."""
+    def build(**kw):
+        return MODELS.build(dict(
+            type='MME', backbone=dict(type='MMEVisionTransformer', **VIT),
+            decoder=dict(type='MMEDecoder', embed_dims=32, num_heads=2,
+                         **kw.pop('decoder', {})), **kw))
+    targets = dict(
+        traj=dict(type='TrajectoryTarget', traj_len=4, grid_step=4),
+        hog=dict(type='HOGTarget', traj_len=4, cell_size=4, channels='gray',
+                 weight=0.5),
+        pixel=dict(type='PixelTarget'))
+    mme = build(targets=targets)
+    p, q = VIT['patch_size'], VIT['tubelet_size']
+    k2 = (p // 4)**2
+    assert mme.head_dims == dict(traj=2 * 4 * k2, hog=5 * k2 * 9,
+                                 pixel=q * p * p * 3)
+    for name, dims in mme.head_dims.items():
+        assert mme.decoder.heads[name][-2].out_features == dims
+    assert mme.loss_module.weights == dict(traj=1.0, hog=0.5, pixel=1.0)
+    with pytest.raises(ValueError, match='disagree'):
+        build(targets=targets, decoder=dict(head_dims=dict(traj=3)))
