@@ -70,9 +70,12 @@ ddp = MMDistributedDataParallel(module=nn.Linear(2, 2),
 t = torch.ones(1)
 all_reduce(t, op='sum')
 assert t.item() == 2.0
-import torch.distributed as dist
-dist.destroy_process_group()
+from mme_plugin.utils import exit_after_distributed_run, shutdown_dist
+assert shutdown_dist()
 print('rank-ok')
+# as the tools end a finished distributed run (a gloo rank can abort in
+# interpreter teardown under load, after the work is done)
+exit_after_distributed_run()
 '''
 
 
