@@ -56,6 +56,18 @@ CHECKS = {
     'photometric': dict(fb_check=False, photo_check=True),
     'both (default)': dict(),
 }
+#: ``--sweep``: the settings the defaults were chosen among.
+SWEEP = {
+    'fb beta 0.5 (default)': dict(photo_check=False),
+    'fb beta 0.1': dict(photo_check=False, fb_beta=0.1),
+    'fb alpha 0.05 beta 0.1': dict(photo_check=False, fb_beta=0.1,
+                                   fb_alpha=0.05),
+    'photo 25': dict(fb_check=False, photo_threshold=25),
+    'photo 15': dict(fb_check=False, photo_threshold=15),
+    'photo 10 (default)': dict(fb_check=False),
+    'photo 15, no blur': dict(fb_check=False, photo_threshold=15,
+                              photo_sigma=0),
+}
 
 
 def truth(info: Dict, grid: np.ndarray, steps: int) -> Dict[str, np.ndarray]:
@@ -159,9 +171,15 @@ def main() -> None:
     parser.add_argument('--bad-px', type=float, default=1.0,
                         help='a tracked end point further than this from '
                         'the truth is bad')
+    parser.add_argument('--sweep', action='store_true',
+                        help='compare the threshold settings the defaults '
+                        'were chosen among instead of the three checks')
     parser.add_argument('--out',
                         default='work_dirs/benchmarks_flow_reliability.json')
     args = parser.parse_args()
+    if args.sweep:
+        CHECKS.clear()
+        CHECKS.update(SWEEP)
     cv2.setNumThreads(1)
     register_all_modules()
     report: Dict = dict(
