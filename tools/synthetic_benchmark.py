@@ -48,6 +48,8 @@ from typing import Dict, List, Optional, Tuple
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
 
+from mme_plugin.utils.pipeline import pipeline_key  # noqa: E402
+
 PRETRAIN = {
     'videomae': 'configs/mme/videomae_tiny_synthetic.py',
     'mme': 'configs/mme/pretrain_tiny_synthetic.py',
@@ -64,7 +66,7 @@ ABLATIONS = {
     # trajectory length L = 2 dense steps per tube instead of 4 (the heads
     # follow the targets' settings)
     'mme_L2': ('mme', lambda pipe: {
-        _pipe_key(pipe, 'DenseSampleFrames', 'traj_len'): 2,
+        pipeline_key(pipe, 'DenseSampleFrames', 'traj_len'): 2,
         'model.targets.traj.traj_len': 2,
         'model.targets.hog.traj_len': 2}),
 }
@@ -76,11 +78,6 @@ DOWNSTREAM = ('videomae', 'mme')
 #: A loss must end this far below its trivial level to count as learned.
 INFORMATIVE = 0.9
 NUM_CLASSES = 8
-
-
-def _pipe_key(pipeline, type_name: str, key: str) -> str:
-    from mme_plugin.utils import pipeline_option
-    return pipeline_option(pipeline, type_name, key, '').rstrip('=')
 
 
 def method_spec(method: str) -> Tuple[str, Dict]:

@@ -2,13 +2,14 @@
 from .amp import amp_fallback_without_accelerator
 from .cfg_options import check_path_options
 from .dist import exit_after_distributed_run, shutdown_dist
-from .pipeline import (edit_transform, find_transform, pipeline_option,
-                       transform_index, transform_type)
+from .pipeline import (edit_transform, find_transform, pipeline_key,
+                       pipeline_option, transform_index, transform_type)
 from .setup_env import register_all_modules
 
 __all__ = [
     'register_all_modules', 'shutdown_dist', 'exit_after_distributed_run',
     'amp_fallback_without_accelerator', 'check_path_options',
-    'transform_type', 'find_transform', 'transform_index', 'pipeline_option',
+    'transform_type', 'find_transform', 'transform_index', 'pipeline_key',
+    'pipeline_option',
     'edit_transform'
 ]

@@ -9,7 +9,7 @@ such as ``mmaction.`` is ignored).
 from typing import Any, Dict, List, Optional, Sequence
 
 __all__ = ['transform_type', 'find_transform', 'transform_index',
-           'pipeline_option', 'edit_transform']
+           'pipeline_key', 'pipeline_option', 'edit_transform']
 
 
 def transform_type(step: Any) -> str:
@@ -47,11 +47,18 @@ def find_transform(pipeline: Sequence, type_name: str,
     return None if i is None else pipeline[i]
 
 
+def pipeline_key(pipeline: Sequence, type_name: str, key: str,
+                 prefix: str = 'train_dataloader.dataset.pipeline') -> str:
+    """The config key of ``key`` of the ``type_name`` transform, e.g.
+    ``train_dataloader.dataset.pipeline.3.cache_dir``."""
+    return f'{prefix}.{transform_index(pipeline, type_name)}.{key}'
+
+
 def pipeline_option(pipeline: Sequence, type_name: str, key: str, value: Any,
                     prefix: str = 'train_dataloader.dataset.pipeline') -> str:
     """A ``--cfg-options`` item that sets ``key`` of the ``type_name``
     transform, e.g. ``train_dataloader.dataset.pipeline.3.cache_dir=X``."""
-    return f'{prefix}.{transform_index(pipeline, type_name)}.{key}={value}'
+    return f'{pipeline_key(pipeline, type_name, key, prefix)}={value}'
 
 
 def edit_transform(pipeline: List[Dict], type_name: str,
