@@ -76,7 +76,8 @@ class _FlowBackend:
 
     def working_res(self, prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
         """Flow at the working resolution (``scale`` x frame size), in
-        working-resolution pixels; what :class:`FlowCache` stores."""
+        working-resolution pixels; what
+        :class:`~mme_plugin.io.FlowCache` stores."""
         return self._flow(_to_gray(prev, self.scale),
                           _to_gray(nxt, self.scale)).astype(np.float32)
 

@@ -30,7 +30,7 @@ def grid_points(height: int, width: int, step: int = 8) -> np.ndarray:
 
     Points sit at ``step // 2 + k * step``: the centres of the ``step`` x
     ``step`` cells in the convention of :func:`sample_bilinear` and the HOG
-    cells of :mod:`.hog` (a point at x covers pixels ``x - step//2 ..
+    cells of :mod:`.hog_numpy` (a point at x covers pixels ``x - step//2 ..
     x + step//2 - 1``).
     """
     ys = step // 2 + step * np.arange(height // step)

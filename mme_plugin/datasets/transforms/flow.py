@@ -35,7 +35,7 @@ class ComputeFlow(BaseTransform):
             ``dict(type='FarnebackFlow')`` or
             ``dict(type='DISFlow', preset='fast', scale=0.5)``.
         cache_dir (str, optional): Flow cache directory
-            (:class:`FlowCache`), filled by
+            (:class:`~mme_plugin.io.FlowCache`), filled by
             ``tools/data/extract_trajectories.py``. Defaults to None (no
             cache).
         cache_mode (str): ``'read'``: a missing or stale entry is an error
