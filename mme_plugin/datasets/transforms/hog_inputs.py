@@ -6,7 +6,7 @@ clip, many times the rest of the worker's work (``docs/benchmarks.md``).
 The release computes its HOG on the GPU inside the training step
 (``docs/release_spec.md`` 2.7, ``engine.py:80-103``). :class:`PrepareHOGInputs`
 does the cheap part here: it keeps the (cropped, resized) frames and the
-points whose histograms are wanted, and the model's ``hog_target``
+points whose histograms are wanted, and the hog target's ``device_hog``
 (:class:`~mme_plugin.models.PointHOG`) computes the histograms on the
 training device.
 """

@@ -226,7 +226,7 @@ class BuildMMETargets(BaseTransform):
                 raise KeyError(
                     'BuildMMETargets(with_hog=True) needs "hog" (ComputeHOG) '
                     'or "hog_frames" (PrepareHOGInputs, HOG computed by the '
-                    "model's hog_target) earlier in the pipeline")
+                    "hog target's device_hog) earlier in the pipeline")
             # Trajectory-HOG of points that left the frame is read at a
             # clamped position: use the trajectory validity for it.
             hog_valid = tok_valid if results.get(

@@ -20,8 +20,9 @@ class PointHOG(nn.Module):
     pipelines that end with
     :class:`~mme_plugin.datasets.transforms.PrepareHOGInputs`: the same
     histograms (``tests/test_hog.py`` checks they agree), computed batched on
-    the device of the model. Set it as ``MME(hog_target=dict(type=
-    'PointHOG', ...))``; its settings replace ``ComputeHOG``'s.
+    the device of the model. Set it as the hog target's ``device_hog=dict(
+    type='PointHOG', ...)`` (:class:`HOGTarget`); its settings replace
+    ``ComputeHOG``'s.
 
     Args:
         nbins (int): Orientation bins. Defaults to 9.
