@@ -81,8 +81,7 @@ def flow_quality(videos: Sequence[str],
     """
     from mme_plugin.datasets.transforms import (CheckTrajectoryReliability,
                                                 ComputeFlow,
-                                                ComputeTrajectories,
-                                                sample_flow_at)
+                                                ComputeTrajectories)
     choices = dict(choices)
     choices.setdefault(REFERENCE, FLOW_CHOICES[REFERENCE])
     windows = _windows(videos, starts, steps, size)
@@ -102,9 +101,7 @@ def flow_quality(videos: Sequence[str],
                 dict(dense_imgs=dense, flows=fwd, flows_bwd=bwd))
             pos, inside = res['traj_positions'][0], res['traj_valid'][0]
             ends[name] = (pos[-1], inside)
-            trips = [fb_round_trip(pos[t + 1] - pos[t], sample_flow_at(
-                bwd[:, t], pos[None, t + 1], (size, size))[0])
-                for t in range(steps)]
+            trips = fb_round_trip(*check.fb_steps(res))[0]  # [L, gh, gw]
             out = check(dict(res, traj_valid=res['traj_valid'].copy()))
             reason = out['traj_point_reason'][0]
             a = acc.setdefault(name, {})
@@ -119,7 +116,7 @@ def flow_quality(videos: Sequence[str],
                     float((reason[inside] == k).mean())
                     if inside.any() else 0.0)
             a.setdefault('round_trip_px', []).append(
-                float(np.stack(trips)[:, inside].mean()))
+                float(trips[:, inside].mean()))
             a.setdefault('warp_error', []).append(float(np.mean([
                 np.nanmean(warp_error(frames[t], frames[t + 1], fwd[0, t]))
                 for t in range(steps)])))

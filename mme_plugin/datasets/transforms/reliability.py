@@ -35,7 +35,7 @@ codes of :data:`REJECT_REASONS`, for pictures and statistics) and
 ``release_compat`` nothing is rejected (the release has no such check) and
 only the reasons are recorded.
 """
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -111,9 +111,11 @@ class CheckTrajectoryReliability(BaseTransform):
         self.cut_size = cut_size
         self.release_compat = release_compat
 
-    def fb_failures(self, results: Dict) -> np.ndarray:
-        """``[N, L, gh, gw]`` bool: the step fails the forward-backward
-        test (not cumulative)."""
+    @staticmethod
+    def fb_steps(results: Dict) -> Tuple[np.ndarray, np.ndarray]:
+        """Each point's forward step ``w`` and the backward flow ``w_hat``
+        read where the step lands: two ``[N, L, gh, gw, 2]`` arrays (frame
+        pixels), the inputs of the forward-backward test."""
         if 'flows_bwd' not in results:
             raise KeyError(
                 'CheckTrajectoryReliability(fb_check=True) needs backward '
@@ -122,16 +124,18 @@ class CheckTrajectoryReliability(BaseTransform):
         pos = results['traj_positions']
         bwd = results['flows_bwd']
         h, w = results['dense_imgs'].shape[2:4]
+        back = np.stack([sample_flow_at(bwd[:, t], pos[:, t + 1], (w, h))
+                         for t in range(pos.shape[1] - 1)], 1)
+        return pos[:, 1:] - pos[:, :-1], back
+
+    def fb_failures(self, results: Dict) -> np.ndarray:
+        """``[N, L, gh, gw]`` bool: the step fails the forward-backward
+        test (not cumulative)."""
+        fwd, back = self.fb_steps(results)
         # the tolerance in pixels of the current frame
         scale = float(np.mean(results.get('scale_factor', (1.0, 1.0))))
-        beta = self.fb_beta * scale**2
-        n, s, gh, gw = pos.shape[:4]
-        fails = np.zeros((n, s - 1, gh, gw), bool)
-        for t in range(s - 1):
-            fwd = pos[:, t + 1] - pos[:, t]
-            back = sample_flow_at(bwd[:, t], pos[:, t + 1], (w, h))
-            fails[:, t] = fb_inconsistent(fwd, back, self.fb_alpha, beta)
-        return fails
+        return fb_inconsistent(fwd, back, self.fb_alpha,
+                               self.fb_beta * scale**2)
 
     def _grays(self, results: Dict) -> np.ndarray:
         """Grey levels of every dense frame, Gaussian-blurred by
