@@ -16,7 +16,10 @@ the epoch count are overridden.
 
 One process runs all configs (the imports cost more than a tiny step);
 each runner gets its own experiment name and work dir. A failure of one
-step is recorded with its traceback and the next config goes on.
+step is recorded with its traceback and the next config goes on. Every
+checkpoint is deleted as soon as the last config that reads it is done
+(kept, the ViT-B checkpoints took 24 GB and filled CI's disk); the peak
+disk use, sampled every second, is recorded in ``results['_run']``.
 
 Usage:
     python tests/recipe_driver.py OUT_DIR [CONFIG ...]
@@ -26,6 +29,7 @@ import json
 import os
 import os.path as osp
 import sys
+import threading
 import time
 import traceback
 from glob import glob
@@ -39,6 +43,7 @@ sys.path.insert(0, osp.join(REPO, 'tools', 'convert'))
 import mme_plugin  # noqa: E402,F401
 from mme_plugin.datasets.synthetic import (make_synthetic_dataset,  # noqa
                                            render_clip, write_video)
+from mme_plugin.utils import effective_pipeline, find_transform  # noqa
 
 # name -> (file name, (height, width), frames, fps)
 SHAPES = {
@@ -105,10 +110,13 @@ def point_at_data(cfg, ann: str, prefix: str, cache: str) -> None:
         ds = loader.dataset
         ds.ann_file = ann
         ds.data_prefix = dict(video=prefix)
-        for step in ds.pipeline:
-            if step['type'] == 'ComputeFlow' and step.get('cache_dir'):
-                step['cache_dir'] = cache
-                step['data_root'] = prefix
+        flow = find_transform(effective_pipeline(ds), 'ComputeFlow',
+                              required=False)
+        if flow is not None and flow.get('cache_dir'):
+            edits = dict(ds.get('pipeline_edits') or {})
+            edits['ComputeFlow'] = dict(edits.get('ComputeFlow', {}),
+                                        cache_dir=cache, data_root=prefix)
+            ds.pipeline_edits = edits
 
 
 def train(config: str, work: str, data: tuple, cache: str, epochs: int,
@@ -153,13 +161,66 @@ def _pretrain_for(config: str) -> str:
 
 
 def order(configs: List[str]) -> List[str]:
-    """Pretraining first (others start from its checkpoints), test-only
-    variants after their parents."""
-    def key(c):
-        name = osp.basename(c)
-        return (0 if 'pretrain' in name or 'videomae' in name else
-                2 if '_test' in name else 1, name)
-    return sorted(configs, key=key)
+    """Each pretraining config, then the configs that start from its
+    checkpoint, each fine-tune followed by its test-only variants; so every
+    checkpoint can be deleted as soon as its last reader is done."""
+    def parent(c):
+        return c.split('_test')[0] + '.py' if '_test' in c else None
+
+    def readers(pre):
+        return sorted(c for c in configs
+                      if ('finetune' in c or 'linear' in c)
+                      and '_test' not in c and _pretrain_for(c) == pre)
+
+    out: List[str] = []
+    pretrains = sorted(c for c in configs
+                       if 'pretrain' in c or 'videomae' in c)
+    for pre in pretrains:
+        out.append(pre)
+        for c in readers(pre):
+            out.append(c)
+            out.extend(sorted(t for t in configs if parent(t) == c))
+    out.extend(c for c in sorted(configs) if c not in out)
+    return out
+
+
+def last_readers(configs: List[str]) -> Dict[str, str]:
+    """config -> the last config in ``configs`` that reads its checkpoint
+    (itself when nobody else does)."""
+    last = {c: c for c in configs}
+    for c in configs:
+        if '_test' in c:
+            last[c.split('_test')[0] + '.py'] = c
+        elif 'finetune' in c or 'linear' in c:
+            last[_pretrain_for(c)] = c
+    return last
+
+
+def free_checkpoints(work: str, keep: str = None) -> int:
+    """Delete the checkpoints of a finished config (logs stay), except the
+    file named ``keep``; returns the bytes freed. ViT-B checkpoints with
+    optimizer state are about 1 GB each: keeping all of them took 24 GB and
+    filled CI's disk."""
+    freed = 0
+    for path in glob(osp.join(work, '*.pth')) + glob(
+            osp.join(work, 'last_checkpoint')):
+        if keep and osp.basename(path) == keep:
+            continue
+        freed += osp.getsize(path)
+        os.remove(path)
+    return freed
+
+
+def disk_used(path: str) -> int:
+    """Bytes under ``path``."""
+    total = 0
+    for root, _, files in os.walk(path):
+        for f in files:
+            try:
+                total += osp.getsize(osp.join(root, f))
+            except OSError:
+                pass
+    return total
 
 
 def main() -> None:
@@ -174,9 +235,29 @@ def main() -> None:
         if 'finetune' in c or 'linear' in c:
             needed.add(_pretrain_for(c))
     configs = order(sorted(needed))
+    last = last_readers(configs)
     data = make_data(osp.join(out_dir, 'data'))
     results: Dict[str, Dict[str, str]] = {}
+    peak = [0]
+    sampling = threading.Event()
+
+    def sample_disk() -> None:
+        while not sampling.wait(1.0):
+            peak[0] = max(peak[0], disk_used(out_dir))
+
+    threading.Thread(target=sample_disk, daemon=True).start()
     t_all = time.time()
+
+    def release(done: str) -> None:
+        """Free every checkpoint whose last reader is ``done``; of a config
+        whose checkpoint is still to be read, all but ``epoch_2.pth``."""
+        def work_of(c):
+            return osp.join(out_dir, osp.splitext(osp.basename(c))[0])
+        if last[done] != done:
+            free_checkpoints(work_of(done), keep='epoch_2.pth')
+        for owner, reader in last.items():
+            if reader == done:
+                free_checkpoints(work_of(owner))
     for config in configs:
         name = osp.splitext(osp.basename(config))[0]
         work = osp.join(out_dir, name)
@@ -203,6 +284,7 @@ def main() -> None:
             ckpt = osp.join(out_dir, osp.splitext(osp.basename(parent))[0],
                             'epoch_2.pth')
             step('test', test, config, ckpt, work, d)
+            release(config)
             continue
         load_from = None
         if 'finetune' in name or 'linear' in name:
@@ -216,11 +298,16 @@ def main() -> None:
         if 'finetune' in name:
             step('test', test, config, osp.join(work, 'epoch_2.pth'), work,
                  d)
+        release(config)
         with open(osp.join(out_dir, 'results.json'), 'w') as f:
             json.dump(results, f, indent=1)
+    sampling.set()
+    results['_run'] = dict(seconds=round(time.time() - t_all),
+                           peak_disk_gib=round(peak[0] / 2**30, 2))
     with open(osp.join(out_dir, 'results.json'), 'w') as f:
         json.dump(results, f, indent=1)
-    print(f'[driver] {len(configs)} configs in {time.time() - t_all:.0f} s')
+    print(f'[driver] {len(configs)} configs in {time.time() - t_all:.0f} s, '
+          f'peak disk use {peak[0] / 2**30:.1f} GiB (sampled every second)')
 
 
 if __name__ == '__main__':

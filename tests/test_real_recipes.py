@@ -10,6 +10,7 @@ ViT-B tests); ``.ci/run`` runs it.
 import json
 import os
 import os.path as osp
+import shutil
 import subprocess
 import sys
 
@@ -37,6 +38,11 @@ def _steps(config):
 CASES = [(c, s) for c in all_configs() for s in _steps(c)]
 
 
+# What the runs may take on disk at once (measured peak 3.6 GiB on
+# 2026-11-26, README "Tests"); CI machines have limited /tmp.
+DISK_BUDGET_GIB = 6.0
+
+
 @pytest.fixture(scope='module')
 def results(tmp_path_factory):
     out = tmp_path_factory.mktemp('recipes')
@@ -48,7 +54,9 @@ def results(tmp_path_factory):
     path = out / 'results.json'
     assert proc.returncode == 0 and path.is_file(), (
         proc.stdout[-4000:] + proc.stderr[-4000:])
-    return json.loads(path.read_text())
+    outcome = json.loads(path.read_text())
+    shutil.rmtree(out, ignore_errors=True)  # gigabytes of data and logs
+    return outcome
 
 
 def test_every_config_is_covered():
@@ -56,6 +64,11 @@ def test_every_config_is_covered():
     assert {'pretrain_k400.py', 'pretrain_ssv2.py', 'finetune_ssv2.py',
             'linear_hmdb51.py', 'finetune_k400_test5x3.py'} <= names
     assert len(CASES) >= 3 * len(names) - 10
+
+
+def test_recipe_runs_stay_within_disk_budget(results):
+    run = results['_run']
+    assert 0 < run['peak_disk_gib'] <= DISK_BUDGET_GIB, run
 
 
 @pytest.mark.parametrize('config,step', CASES,
