@@ -334,11 +334,12 @@ def main() -> None:
     cv2.setNumThreads(1)
     register_all_modules()
     from mmengine.config import Config
+    from mme_plugin.utils import effective_pipeline
     cfg = Config.fromfile('configs/mme/pretrain_k400.py')
-    pipeline = cfg.train_dataloader.dataset.pipeline
+    pipeline = effective_pipeline(cfg.train_dataloader.dataset)
     # flow of the 224 x 224 crops: the fast-flow recipe's order
-    after_resize = Config.fromfile(
-        'configs/mme/pretrain_k400_dis.py').train_dataloader.dataset.pipeline
+    after_resize = effective_pipeline(Config.fromfile(
+        'configs/mme/pretrain_k400_dis.py').train_dataloader.dataset)
     report: Dict = dict(machine=f'{platform.processor() or platform.machine()}'
                         f', {os.cpu_count()} cores, 1 thread used',
                         torch=torch.__version__, opencv=cv2.__version__,

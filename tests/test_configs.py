@@ -10,7 +10,8 @@ from mmengine.config import Config
 from mme_plugin.datasets.synthetic import render_clip
 from mme_plugin.io import write_video
 from mme_plugin.registry import DATASETS, MODELS
-from mme_plugin.utils import register_all_modules
+from mme_plugin.utils import (effective_pipeline, find_transform,
+                              register_all_modules)
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = sorted(
@@ -47,10 +48,15 @@ def test_config_builds_model_and_pipelines(config, clip_root, tmp_path):
         ds_cfg = ds_cfg.copy()
         ds_cfg.ann_file = osp.join(clip_root, 'list.txt')
         ds_cfg.data_prefix = dict(video=clip_root)
-        for t in ds_cfg.pipeline:  # keep flow caches out of the repo
-            if t['type'] == 'ComputeFlow' and t.get('cache_dir'):
-                t['cache_dir'] = str(tmp_path / 'fc')
-                t['data_root'] = clip_root
+        flow = find_transform(effective_pipeline(ds_cfg), 'ComputeFlow',
+                              required=False)
+        if flow is not None and flow.get('cache_dir'):
+            # keep flow caches out of the repo
+            edits = dict(ds_cfg.get('pipeline_edits') or {})
+            edits['ComputeFlow'] = dict(edits.get('ComputeFlow', {}),
+                                        cache_dir=str(tmp_path / 'fc'),
+                                        data_root=clip_root)
+            ds_cfg.pipeline_edits = edits
         dataset = DATASETS.build(ds_cfg)
         item = dataset[0]
         items = item if isinstance(item, list) else [item]  # RepeatAug
@@ -118,8 +124,10 @@ def test_recipe_specifics():
     assert ucf.optim_wrapper.accumulative_counts == 4
     assert ucf.train_cfg.max_epochs == 100
     views = {
-        name: [t for t in load(name).test_dataloader.dataset.pipeline
-               if t['type'] in ('SampleFrames', 'UniformSample')][0].num_clips
+        name: [t for t in effective_pipeline(
+            load(name).test_dataloader.dataset)
+               if t['type'] in ('SampleFrames', 'UniformSample')][0]
+        ['num_clips']
         for name in ('finetune_k400.py', 'finetune_k400_test5x3.py',
                      'finetune_ssv2.py', 'finetune_ucf101.py',
                      'finetune_hmdb51.py', 'finetune_hmdb51_test5x3.py')

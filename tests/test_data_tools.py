@@ -17,6 +17,10 @@ from mme_plugin.datasets.video_check import check_videos
 
 from .conftest import REPO, run_tool
 
+# ComputeFlow's arguments by type, not position (CheckedVideoDataset's
+# pipeline_edits)
+FLOW_EDIT = 'train_dataloader.dataset.pipeline_edits.ComputeFlow'
+
 
 def test_ucf101_splits(tmp_path):
     d = tmp_path / 'ucfTrainTestlist'
@@ -195,8 +199,8 @@ def test_dataloader_benchmark_runs_past_the_end_of_an_epoch(
         '--cfg-options',
         f'train_dataloader.dataset.ann_file={synthetic_root}/train.txt',
         f'train_dataloader.dataset.data_prefix.video={synthetic_root}',
-        f'train_dataloader.dataset.pipeline.3.cache_dir={tmp_path}/fc',
-        f'train_dataloader.dataset.pipeline.3.data_root={synthetic_root}'])
+        f'{FLOW_EDIT}.cache_dir={tmp_path}/fc',
+        f'{FLOW_EDIT}.data_root={synthetic_root}'])
     m = re.search(r'([\d.]+) clips/s with 0 workers \(([\d.]+) per worker\)'
                   r', batch 12', proc.stdout)
     assert m and float(m.group(1)) > 0 and m.group(1) == m.group(2)

@@ -7,7 +7,7 @@ from mmengine.config import Config
 
 from mme_plugin.evaluation import logistic_probe, trivial_levels
 from mme_plugin.registry import DATASETS, MODELS
-from mme_plugin.utils import register_all_modules
+from mme_plugin.utils import effective_pipeline, register_all_modules
 
 from .conftest import REPO
 
@@ -30,6 +30,8 @@ def _pretraining(config, root, tmp_path):
     ds = cfg.train_dataloader.dataset
     ds.ann_file = f'{root}/train.txt'
     ds.data_prefix = dict(video=root)
+    ds.pipeline = effective_pipeline(ds)  # its pipeline_edits applied
+    ds.pop('pipeline_edits', None)
     for t in ds.pipeline:
         if t['type'] == 'ComputeFlow':
             t['cache_dir'], t['data_root'] = str(tmp_path / 'fc'), root

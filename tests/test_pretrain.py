@@ -12,9 +12,13 @@ from mmengine.dataset import Compose
 from mme_plugin.datasets.synthetic import render_clip
 from mme_plugin.io import write_video
 from mme_plugin.registry import MODELS
-from mme_plugin.utils import register_all_modules
+from mme_plugin.utils import effective_pipeline, register_all_modules
 
 from .conftest import FAST_LOADER, read_scalars, run_tool
+
+# ComputeFlow's arguments by type, not position (CheckedVideoDataset's
+# pipeline_edits)
+FLOW_EDIT = 'train_dataloader.dataset.pipeline_edits.ComputeFlow'
 
 
 @pytest.mark.parametrize('config,terms', [
@@ -34,8 +38,8 @@ def test_two_iteration_pretraining_trains_on_real_targets(
         f'train_dataloader.dataset.ann_file={synthetic_root}/train.txt',
         f'train_dataloader.dataset.data_prefix.video={synthetic_root}',
         *(() if 'videomae' in config else (
-            f'train_dataloader.dataset.pipeline.3.cache_dir={tmp_path}/fc',
-            f'train_dataloader.dataset.pipeline.3.data_root={synthetic_root}'
+            f'{FLOW_EDIT}.cache_dir={tmp_path}/fc',
+            f'{FLOW_EDIT}.data_root={synthetic_root}'
         ))
     ])
     rows = [r for r in read_scalars(work) if 'loss' in r]
@@ -79,7 +83,8 @@ def test_recipe_builds_and_its_pipeline_runs(config, long_clip):
     assert cfg.optim_wrapper.optimizer.betas == (0.9, 0.95)
     assert cfg.param_scheduler[0].end == 40
     model = MODELS.build(cfg.model)
-    pipeline = Compose(cfg.train_dataloader.dataset.pipeline)
+    # what the dataset runs: the pipeline with its pipeline_edits applied
+    pipeline = Compose(effective_pipeline(cfg.train_dataloader.dataset))
     out = pipeline(dict(filename=long_clip, label=0, start_index=0,
                         modality='RGB'))
     ds = out['data_samples']
@@ -124,8 +129,8 @@ def test_pretraining_with_hog_computed_on_the_device(synthetic_root,
         'train_dataloader.batch_size=12',
         f'train_dataloader.dataset.ann_file={synthetic_root}/train.txt',
         f'train_dataloader.dataset.data_prefix.video={synthetic_root}',
-        f'train_dataloader.dataset.pipeline.3.cache_dir={tmp_path}/fc',
-        f'train_dataloader.dataset.pipeline.3.data_root={synthetic_root}'
+        f'{FLOW_EDIT}.cache_dir={tmp_path}/fc',
+        f'{FLOW_EDIT}.data_root={synthetic_root}'
     ])
     rows = [r for r in read_scalars(work) if 'loss' in r]
     assert len(rows) == 2

@@ -5,7 +5,8 @@ from mmengine.config import Config
 
 from mme_plugin.datasets import RepeatAugVideoDataset
 from mme_plugin.datasets.transforms import open_video
-from mme_plugin.utils import register_all_modules
+from mme_plugin.utils import (effective_pipeline, find_transform,
+                              register_all_modules)
 
 register_all_modules()
 
@@ -52,9 +53,9 @@ def test_each_repeat_gets_its_own_sparse_and_dense_frames(synthetic_root,
 
 def test_mme_pretraining_pipeline_runs_per_repeat(synthetic_root, tmp_path):
     cfg = Config.fromfile('configs/mme/pretrain_tiny_synthetic.py')
-    pipeline = cfg.train_dataloader.dataset.pipeline
-    pipeline[3].update(cache_dir=str(tmp_path / 'fc'),
-                       data_root=synthetic_root)
+    pipeline = effective_pipeline(cfg.train_dataloader.dataset)
+    find_transform(pipeline, 'ComputeFlow').update(
+        cache_dir=str(tmp_path / 'fc'), data_root=synthetic_root)
     ds = _dataset(synthetic_root, pipeline, num_repeats=2)
     np.random.seed(1)
     a, b = ds[0]

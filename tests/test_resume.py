@@ -11,6 +11,10 @@ import torch
 
 from .conftest import FAST_LOADER, REPO
 
+# ComputeFlow's arguments by type, not position (CheckedVideoDataset's
+# pipeline_edits)
+FLOW_EDIT = 'train_dataloader.dataset.pipeline_edits.ComputeFlow'
+
 CFG = 'configs/mme/pretrain_tiny_synthetic.py'
 
 
@@ -24,8 +28,8 @@ def _args(work, root, cache, sampler, workers, epochs=3):
         f'train_dataloader.sampler.type={sampler}',
         f'train_dataloader.dataset.ann_file={root}/train.txt',
         f'train_dataloader.dataset.data_prefix.video={root}',
-        f'train_dataloader.dataset.pipeline.3.cache_dir={cache}',
-        f'train_dataloader.dataset.pipeline.3.data_root={root}',
+        f'{FLOW_EDIT}.cache_dir={cache}',
+        f'{FLOW_EDIT}.data_root={root}',
         f'train_cfg.max_epochs={epochs}', 'default_hooks.checkpoint.interval=1'
     ]
 

@@ -48,7 +48,7 @@ from typing import Dict, List, Optional, Tuple
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from mme_plugin.utils.pipeline import pipeline_key  # noqa: E402
+from mme_plugin.utils.pipeline import edit_key  # noqa: E402
 
 PRETRAIN = {
     'videomae': 'configs/mme/videomae_tiny_synthetic.py',
@@ -59,14 +59,15 @@ SUPERVISED = 'configs/recognition/tiny-vit_synthetic.py'
 FINETUNE = 'configs/mme/finetune_tiny_synthetic.py'
 LINEAR = 'configs/mme/linear_tiny_synthetic.py'
 #: MME ablations of the long variant: base method and the settings that
-#: differ (``--cfg-options`` items; pipeline steps addressed by type).
+#: differ (``--cfg-options`` items; pipeline steps addressed by type through
+#: the dataset's ``pipeline_edits``).
 ABLATIONS = {
     # trajectories only: the HOG term is dropped from the loss
-    'mme_nohog': ('mme', lambda pipe: {'model.targets.hog.weight': 0.0}),
+    'mme_nohog': ('mme', {'model.targets.hog.weight': 0.0}),
     # trajectory length L = 2 dense steps per tube instead of 4 (the heads
     # follow the targets' settings)
-    'mme_L2': ('mme', lambda pipe: {
-        pipeline_key(pipe, 'DenseSampleFrames', 'traj_len'): 2,
+    'mme_L2': ('mme', {
+        edit_key('DenseSampleFrames', 'traj_len'): 2,
         'model.targets.traj.traj_len': 2,
         'model.targets.hog.traj_len': 2}),
 }
@@ -82,12 +83,10 @@ NUM_CLASSES = 8
 
 def method_spec(method: str) -> Tuple[str, Dict]:
     """Config and option overrides (``{key: value}``) of a method."""
-    from mmengine.config import Config
     if method not in ABLATIONS:
         return PRETRAIN[method], {}
     base, opts = ABLATIONS[method]
-    cfg = Config.fromfile(osp.join(REPO, PRETRAIN[base]))
-    return PRETRAIN[base], opts(cfg.train_dataloader.dataset.pipeline)
+    return PRETRAIN[base], dict(opts)
 
 
 class Runner:
@@ -117,15 +116,14 @@ class Runner:
         pipeline that has a ``ComputeFlow``, found by type)."""
         from mmengine.config import Config
 
-        from mme_plugin.utils import pipeline_option, transform_index
-        steps = Config.fromfile(osp.join(REPO, config)).train_dataloader.\
-            dataset.pipeline
+        from mme_plugin.utils import effective_pipeline, transform_index
+        steps = effective_pipeline(Config.fromfile(
+            osp.join(REPO, config)).train_dataloader.dataset)
         if transform_index(steps, 'ComputeFlow', required=False) is None:
             return []
-        return [pipeline_option(steps, 'ComputeFlow', 'cache_dir',
-                                osp.join(self.data_root, 'flow_cache')),
-                pipeline_option(steps, 'ComputeFlow', 'data_root',
-                                self.data_root)]
+        cache = osp.join(self.data_root, 'flow_cache')
+        return [f"{edit_key('ComputeFlow', 'cache_dir')}={cache}",
+                f"{edit_key('ComputeFlow', 'data_root')}={self.data_root}"]
 
     def run(self, name: str, args: List[str]) -> str:
         """Run a command; returns its output; exits on failure."""
@@ -223,20 +221,23 @@ def levels_of(method: str, data_root: str) -> Dict[str, Dict[str, float]]:
 
     from mme_plugin.evaluation import trivial_levels
     from mme_plugin.registry import DATASETS, MODELS
-    from mme_plugin.utils import find_transform
+    from mme_plugin.utils import effective_pipeline, find_transform
     np.random.seed(0)
     torch.manual_seed(0)
     config, opts = method_spec(method)
     cfg = Config.fromfile(osp.join(REPO, config))
     cfg.merge_from_dict(opts)
-    ds = cfg.train_dataloader.dataset
-    ds.ann_file = f'{data_root}/train.txt'
-    ds.data_prefix = dict(video=data_root)
-    flow = find_transform(ds.pipeline, 'ComputeFlow', required=False)
-    if flow is not None:
-        flow.update(cache_dir=osp.join(data_root, 'flow_cache'),
-                    data_root=data_root)
-    return trivial_levels(MODELS.build(cfg.model), DATASETS.build(ds),
+    cfg.merge_from_dict({
+        'train_dataloader.dataset.ann_file': f'{data_root}/train.txt',
+        'train_dataloader.dataset.data_prefix.video': data_root})
+    if find_transform(effective_pipeline(cfg.train_dataloader.dataset),
+                      'ComputeFlow', required=False) is not None:
+        cfg.merge_from_dict({
+            edit_key('ComputeFlow', 'cache_dir'):
+            osp.join(data_root, 'flow_cache'),
+            edit_key('ComputeFlow', 'data_root'): data_root})
+    return trivial_levels(MODELS.build(cfg.model),
+                          DATASETS.build(cfg.train_dataloader.dataset),
                           num_samples=256)
 
 

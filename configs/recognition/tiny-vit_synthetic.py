@@ -7,36 +7,18 @@
 # 320 clips); finetune_tiny_synthetic.py uses the fine-tune recipe.
 _base_ = [
     '../_base_/default_runtime.py',
+    '../_base_/models/vit-base-p16_finetune.py',
     '../_base_/datasets/synthetic_motion_recognition.py'
 ]
 
+# The stock recognizer of the ViT-B recipes, scaled down.
 embed_dims, depth = 128, 4
 model = dict(
-    type='Recognizer3D',
-    backbone=dict(
-        type='VisionTransformer',
-        img_size=64,
-        patch_size=8,
-        embed_dims=embed_dims,
-        depth=depth,
-        num_heads=4,
-        mlp_ratio=4,
-        qkv_bias=True,
-        num_frames=8,
-        tubelet_size=2,
-        drop_path_rate=0.0,
-        norm_cfg=dict(type='LN', eps=1e-6)),
-    cls_head=dict(
-        type='TimeSformerHead',
-        num_classes={{_base_.num_classes}},
-        in_channels=embed_dims,
-        label_smooth_eps=0.0,
-        average_clips='prob'),
-    data_preprocessor=dict(
-        type='ActionDataPreprocessor',
-        mean=[123.675, 116.28, 103.53],
-        std=[58.395, 57.12, 57.375],
-        format_shape='NCTHW'))
+    backbone=dict(img_size=64, patch_size=8, embed_dims=embed_dims,
+                  depth=depth, num_heads=4, num_frames=8,
+                  drop_path_rate=0.0),
+    cls_head=dict(num_classes={{_base_.num_classes}},
+                  in_channels=embed_dims, label_smooth_eps=0.0))
 
 max_epochs = 40
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs,

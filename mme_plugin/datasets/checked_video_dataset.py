@@ -1,11 +1,12 @@
 """mmaction's ``VideoDataset`` with annotation errors that name file and line,
 and per-sample seeding under :class:`SeededSampler`."""
 import os.path as osp
-from typing import List
+from typing import List, Optional
 
 from mmaction.datasets import VideoDataset
 
 from mme_plugin.registry import DATASETS
+from mme_plugin.utils.pipeline import apply_pipeline_edits
 
 from .annotations import AnnotationError, read_video_list
 from .seeded_sampler import seed_for_sample
@@ -59,11 +60,21 @@ class CheckedVideoDataset(CheckedListMixin, VideoDataset):
     checks that every listed video exists.
 
     Args:
+        ann_file (str): The ``path label`` list.
+        pipeline (list): Transform configs.
         check_paths (bool): Fail at start-up if a listed video is missing.
             Defaults to True.
+        pipeline_edits (dict, optional): ``{type name: {key: value}}``
+            applied to ``pipeline`` by transform type
+            (:func:`~mme_plugin.utils.pipeline.apply_pipeline_edits`), so a
+            config variant changes a step without restating the pipeline.
+            Defaults to None.
         **kwargs: Arguments of mmaction's ``VideoDataset``.
     """
 
-    def __init__(self, *args, check_paths: bool = True, **kwargs) -> None:
+    def __init__(self, ann_file: str, pipeline: list,
+                 check_paths: bool = True,
+                 pipeline_edits: Optional[dict] = None, **kwargs) -> None:
         self.check_paths = check_paths
-        super().__init__(*args, **kwargs)
+        pipeline = apply_pipeline_edits(pipeline, pipeline_edits, ann_file)
+        super().__init__(ann_file, pipeline=pipeline, **kwargs)

@@ -7,13 +7,14 @@ reason. For MME pipelines (:class:`DenseSampleFrames`) every repeat's sparse
 AND dense frames are decoded in one pass (:meth:`VideoDecode.decode`).
 """
 from copy import deepcopy
-from typing import List
+from typing import List, Optional
 
 import numpy as np
 from mmaction.datasets import RepeatAugDataset, VideoDataset
 from mmengine.dataset.base_dataset import Compose
 
 from mme_plugin.registry import DATASETS
+from mme_plugin.utils.pipeline import apply_pipeline_edits
 
 from .checked_video_dataset import CheckedListMixin
 
@@ -43,11 +44,16 @@ class RepeatAugVideoDataset(CheckedListMixin, RepeatAugDataset):
         num_repeats (int): Augmented copies per video. Defaults to 2.
         sample_once (bool): Share the sampled frames between copies.
             Defaults to False.
+        pipeline_edits (dict, optional): ``{type name: {key: value}}``
+            applied to ``pipeline`` by transform type, as in
+            :class:`CheckedVideoDataset`. Defaults to None.
         **kwargs: Arguments of mmaction's ``VideoDataset``.
     """
 
     def __init__(self, ann_file: str, pipeline: list, num_repeats: int = 2,
-                 sample_once: bool = False, **kwargs) -> None:
+                 sample_once: bool = False,
+                 pipeline_edits: Optional[dict] = None, **kwargs) -> None:
+        pipeline = apply_pipeline_edits(pipeline, pipeline_edits, ann_file)
         names = [_name(t) for t in pipeline[:3]]
         if len(names) < 3 or names[0] not in _INIT or names[
                 1] not in _SAMPLE or names[2] not in _DECODE:

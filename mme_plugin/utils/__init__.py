@@ -2,7 +2,8 @@
 from .amp import amp_fallback_without_accelerator
 from .cfg_options import check_path_options
 from .dist import exit_after_distributed_run, shutdown_dist
-from .pipeline import (edit_transform, find_transform, pipeline_key,
+from .pipeline import (apply_pipeline_edits, edit_key, edit_transform,
+                       effective_pipeline, find_transform, pipeline_key,
                        pipeline_option, transform_index, transform_type)
 from .setup_env import register_all_modules
 
@@ -10,6 +11,6 @@ __all__ = [
     'register_all_modules', 'shutdown_dist', 'exit_after_distributed_run',
     'amp_fallback_without_accelerator', 'check_path_options',
     'transform_type', 'find_transform', 'transform_index', 'pipeline_key',
-    'pipeline_option',
-    'edit_transform'
+    'pipeline_option', 'edit_transform', 'apply_pipeline_edits',
+    'effective_pipeline', 'edit_key'
 ]

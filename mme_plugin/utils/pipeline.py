@@ -6,10 +6,11 @@ Pipelines are lists of config dicts; tools, tests, benchmarks and
 helpers look a transform up by its registered type name (a scope prefix
 such as ``mmaction.`` is ignored).
 """
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 __all__ = ['transform_type', 'find_transform', 'transform_index',
-           'pipeline_key', 'pipeline_option', 'edit_transform']
+           'pipeline_key', 'pipeline_option', 'edit_transform',
+           'apply_pipeline_edits', 'effective_pipeline', 'edit_key']
 
 
 def transform_type(step: Any) -> str:
@@ -69,3 +70,91 @@ def edit_transform(pipeline: List[Dict], type_name: str,
     out = [dict(t) for t in pipeline]
     out[i].update(updates)
     return out
+
+
+def apply_pipeline_edits(pipeline: List, edits: Optional[Mapping],
+                         where: str = 'dataset') -> List:
+    """Apply ``{type name: {key: value}}`` edits to a pipeline's transforms.
+
+    Configs use this (through the datasets' ``pipeline_edits`` argument) to
+    derive a variant from a family's pipeline without restating it, e.g.
+    ``dict(BuildMMETargets=dict(norm='none'))``; on the command line,
+    ``--cfg-options train_dataloader.dataset.pipeline_edits.ComputeFlow.
+    cache_dir=X`` addresses a step by type. Edits are applied when the
+    dataset is built, after every other override, and each changed value is
+    logged.
+
+    Args:
+        pipeline (list): Transform configs (dicts).
+        edits (Mapping, optional): Type name -> keys to set. None or empty:
+            the pipeline is returned unchanged.
+        where (str): Named in errors and the log (e.g. the annotation file).
+
+    Returns:
+        list: A copy with the edits applied (``pipeline`` itself when there
+        are none).
+
+    Raises:
+        ValueError: An edited type is absent or appears more than once, its
+            step is not a config dict, or an edit is not a dict of keys.
+    """
+    if not edits:
+        return pipeline
+    out = list(pipeline)
+    changes = []
+    for type_name, updates in edits.items():
+        if not isinstance(updates, Mapping):
+            raise ValueError(
+                f'{where}: pipeline_edits.{type_name} must be a dict of '
+                f'arguments, got {updates!r}')
+        try:
+            i = transform_index(out, type_name)
+        except KeyError as e:
+            raise ValueError(
+                f'{where}: pipeline_edits names {type_name}: '
+                f'{e.args[0]}') from None
+        if not isinstance(out[i], Mapping):
+            raise ValueError(
+                f'{where}: pipeline_edits.{type_name}: step {i} is a built '
+                'transform, not a config dict; edit it before building')
+        step = dict(out[i])
+        for key, value in updates.items():
+            changes.append(f'{type_name}.{key}: {step.get(key, "<unset>")!r}'
+                           f' -> {value!r}')
+            step[key] = value
+        out[i] = step
+    try:
+        from mmengine.logging import print_log
+        print_log(f'{where}: pipeline_edits applied: ' + '; '.join(changes),
+                  logger='current')
+    except ImportError:  # pragma: no cover - mmengine is a dependency
+        pass
+    return out
+
+
+def effective_pipeline(dataset_cfg: Mapping) -> List:
+    """The pipeline a dataset config will run: its ``pipeline`` with its
+    ``pipeline_edits`` applied (what :class:`CheckedVideoDataset` and
+    :class:`RepeatAugVideoDataset` build). Tools that inspect a config's
+    transforms read this, not ``pipeline``.
+
+    Args:
+        dataset_cfg (Mapping): A dataloader's ``dataset`` config.
+
+    Returns:
+        list: Transform configs (copies where edited).
+    """
+    return apply_pipeline_edits(list(dataset_cfg['pipeline']),
+                                dataset_cfg.get('pipeline_edits'),
+                                str(dataset_cfg.get('ann_file', 'dataset')))
+
+
+def edit_key(type_name: str, key: str,
+             dataset: str = 'train_dataloader.dataset') -> str:
+    """The ``--cfg-options`` key that sets ``key`` of the ``type_name``
+    transform through the dataset's ``pipeline_edits``, e.g.
+    ``train_dataloader.dataset.pipeline_edits.ComputeFlow.cache_dir``. Unlike
+    :func:`pipeline_key` it needs no pipeline, does not depend on the step's
+    position, and wins over the config's own ``pipeline_edits`` of that key.
+    """
+    return f'{dataset}.pipeline_edits.{type_name}.{key}'

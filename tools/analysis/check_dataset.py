@@ -22,7 +22,8 @@ sys.path.insert(0, ROOT)
 from mme_plugin.datasets.annotations import (AnnotationError,  # noqa: E402
                                              read_video_list)
 from mme_plugin.datasets.video_check import check_videos  # noqa: E402
-from mme_plugin.utils import check_path_options  # noqa: E402
+from mme_plugin.utils import (check_path_options,  # noqa: E402
+                              effective_pipeline)
 from mmengine.config import DictAction  # noqa: E402
 
 
@@ -79,7 +80,7 @@ def main() -> None:
                     problems.append((split, f'{ds.ann_file} entry {line}',
                                      f'label {label} outside [0, '
                                      f'{num_classes}) ({rel})'))
-        need = min_frames(ds.pipeline)
+        need = min_frames(effective_pipeline(ds))
         paths = sorted({osp.join(root, rel) for rel, _ in entries})
         print(f'[{split}] {ds.ann_file}: {len(paths)} videos, each needs >= '
               f'{need} frames', flush=True)

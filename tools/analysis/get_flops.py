@@ -76,8 +76,9 @@ def main() -> None:
     if type(model).__name__ == 'MME':
         ratio = args.mask_ratio
         if ratio is None:
+            from mme_plugin.utils import effective_pipeline
             ratio = next((t['mask_ratio'] for t in
-                          cfg.train_dataloader.dataset.pipeline
+                          effective_pipeline(cfg.train_dataloader.dataset)
                           if t['type'].endswith('TubeMasking')), 0.7)
         per_frame = bb.grid_size[0] * bb.grid_size[1]
         m = torch.zeros(per_frame, dtype=torch.bool)

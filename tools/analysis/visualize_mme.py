@@ -35,7 +35,9 @@ def run(cfg: Config, video: str, out_dir: str, gif: bool,
     import random
     random.seed(seed)
     np.random.seed(seed)
-    steps = [dict(t) for t in cfg.train_dataloader.dataset.pipeline]
+    from mme_plugin.utils import effective_pipeline
+    steps = [dict(t) for t in
+             effective_pipeline(cfg.train_dataloader.dataset)]
     for t in steps:  # one clip: compute flow, leave any cache alone
         if t['type'].split('.')[-1] == 'ComputeFlow':
             t['cache_dir'] = None

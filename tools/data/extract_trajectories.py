@@ -13,7 +13,8 @@ Example:
         --cache-dir data/kinetics400/flow_cache --workers 16
     # then train with the cache:
     tools/dist_train.sh configs/mme/pretrain_k400.py 8 --cfg-options \
-        train_dataloader.dataset.pipeline.3.cache_dir=data/kinetics400/flow_cache
+        train_dataloader.dataset.pipeline_edits.ComputeFlow.cache_dir=\
+data/kinetics400/flow_cache
 """
 import argparse
 import multiprocessing as mp
@@ -59,8 +60,9 @@ def find_flow_cfg(cfg) -> Tuple[dict, str, str]:
     ds = cfg.train_dataloader.dataset
     while 'dataset' in ds:  # wrappers (RepeatDataset, ...)
         ds = ds.dataset
-    flows = [t for t in ds.pipeline if t['type'].split('.')[-1] ==
-             'ComputeFlow']
+    from mme_plugin.utils import effective_pipeline
+    flows = [t for t in effective_pipeline(ds)
+             if t['type'].split('.')[-1] == 'ComputeFlow']
     if not flows:
         raise SystemExit(f'{cfg.filename}: the train pipeline has no '
                          'ComputeFlow transform; nothing to precompute.')

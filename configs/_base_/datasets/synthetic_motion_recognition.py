@@ -57,18 +57,11 @@ val_dataloader = dict(
         data_prefix=dict(video=data_root),
         pipeline=val_pipeline,
         test_mode=True))
+# the validation loader, one video per batch, multi-view pipeline
 test_dataloader = dict(
+    val_dataloader,
     batch_size=1,
-    num_workers=2,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        type=dataset_type,
-        num_classes=num_classes,
-        ann_file=f'{data_root}/val.txt',
-        data_prefix=dict(video=data_root),
-        pipeline=test_pipeline,
-        test_mode=True))
+    dataset=dict(val_dataloader['dataset'], pipeline=test_pipeline))
 
 val_evaluator = dict(type='AccMetric')
 test_evaluator = val_evaluator

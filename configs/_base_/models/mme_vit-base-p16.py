@@ -3,22 +3,12 @@
 # The targets declare their sizes (the decoder heads are sized from them):
 # traj = 2 coords x L steps x 2x2 points; hog = steps x 2x2 cells x 3
 # channels x 9 bins (steps = L + 1 along the trajectory).
+_base_ = ['./vit-base-p16.py']
+
 model = dict(
     type='MME',
-    backbone=dict(
-        type='MMEVisionTransformer',
-        img_size=224,
-        patch_size=16,
-        embed_dims=768,
-        depth=12,
-        num_heads=12,
-        mlp_ratio=4,
-        qkv_bias=True,
-        num_frames=16,
-        tubelet_size=2,
-        norm_cfg=dict(type='LN', eps=1e-6),
-        drop_path_rate=0.0,
-        use_mean_pooling=True),
+    backbone=dict(type='MMEVisionTransformer', drop_path_rate=0.0,
+                  use_mean_pooling=True),
     decoder=dict(
         type='MMEDecoder',
         embed_dims=192,
