@@ -185,3 +185,20 @@ def test_recipe_schedules_end_at_the_last_epoch(config):
     assert cosine[0].T_max == total - cosine[0].begin
     assert all(s.end <= total for s in scheds)
     assert _built_schedulers(config, max_epochs=2)
+
+
+def test_cache_extraction_reads_the_variant_flow_settings():
+    """``extract_trajectories.py`` fills the cache the dataset will read:
+    for SSv2 the data root comes from the config's ``pipeline_edits``, not
+    from the K400 pipeline it edits."""
+    import sys
+    sys.path.insert(0, f'{REPO}/tools/data')
+    try:
+        from extract_trajectories import find_flow_cfg
+    finally:
+        sys.path.pop(0)
+    for name, root in (('pretrain_k400.py', 'data/kinetics400/videos_train'),
+                       ('pretrain_ssv2.py', 'data/sthv2/videos')):
+        flow, ann, prefix = find_flow_cfg(
+            Config.fromfile(f'{REPO}/configs/mme/{name}'))
+        assert flow['data_root'] == root == prefix, name
