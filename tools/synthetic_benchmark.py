@@ -452,7 +452,10 @@ def plot_curves(work_dir: str, results: List[Dict], methods: List[str],
 def main() -> None:
     """Entry point."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--work-dir', default='work_dirs/synthetic_benchmark')
+    parser.add_argument('--work-dir', default=None,
+                        help='default: work_dirs/synthetic_benchmark, or '
+                        'work_dirs/synthetic_benchmark_long with --long (so '
+                        "the long variant keeps the main job's results)")
     parser.add_argument('--data-root', default='data/synthetic')
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     parser.add_argument('--methods', nargs='+', default=['videomae', 'mme'],
@@ -468,6 +471,9 @@ def main() -> None:
                         'baseline on every seed, and add the MME ablations '
                         '(absolute displacements, no HOG, L = 2)')
     args = parser.parse_args()
+    if args.work_dir is None:
+        args.work_dir = ('work_dirs/synthetic_benchmark_long' if args.long
+                         else 'work_dirs/synthetic_benchmark')
     if args.long:
         args.methods += [m for m in METHODS if m not in args.methods]
     os.makedirs(args.work_dir, exist_ok=True)
