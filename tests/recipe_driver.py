@@ -43,7 +43,8 @@ sys.path.insert(0, osp.join(REPO, 'tools', 'convert'))
 import mme_plugin  # noqa: E402,F401
 from mme_plugin.datasets.synthetic import (make_synthetic_dataset,  # noqa
                                            render_clip, write_video)
-from mme_plugin.utils import effective_pipeline, find_transform  # noqa
+from mme_plugin.utils import (add_pipeline_edit,  # noqa: E402
+                              effective_pipeline, find_transform)
 
 # name -> (file name, (height, width), frames, fps)
 SHAPES = {
@@ -113,10 +114,8 @@ def point_at_data(cfg, ann: str, prefix: str, cache: str) -> None:
         flow = find_transform(effective_pipeline(ds), 'ComputeFlow',
                               required=False)
         if flow is not None and flow.get('cache_dir'):
-            edits = dict(ds.get('pipeline_edits') or {})
-            edits['ComputeFlow'] = dict(edits.get('ComputeFlow', {}),
-                                        cache_dir=cache, data_root=prefix)
-            ds.pipeline_edits = edits
+            add_pipeline_edit(ds, 'ComputeFlow', cache_dir=cache,
+                              data_root=prefix)
 
 
 def train(config: str, work: str, data: tuple, cache: str, epochs: int,

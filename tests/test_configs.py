@@ -10,8 +10,8 @@ from mmengine.config import Config
 from mme_plugin.datasets.synthetic import render_clip
 from mme_plugin.io import write_video
 from mme_plugin.registry import DATASETS, MODELS
-from mme_plugin.utils import (effective_pipeline, find_transform,
-                              register_all_modules)
+from mme_plugin.utils import (add_pipeline_edit, effective_pipeline,
+                              find_transform, register_all_modules)
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = sorted(
@@ -52,11 +52,9 @@ def test_config_builds_model_and_pipelines(config, clip_root, tmp_path):
                               required=False)
         if flow is not None and flow.get('cache_dir'):
             # keep flow caches out of the repo
-            edits = dict(ds_cfg.get('pipeline_edits') or {})
-            edits['ComputeFlow'] = dict(edits.get('ComputeFlow', {}),
-                                        cache_dir=str(tmp_path / 'fc'),
-                                        data_root=clip_root)
-            ds_cfg.pipeline_edits = edits
+            add_pipeline_edit(ds_cfg, 'ComputeFlow',
+                              cache_dir=str(tmp_path / 'fc'),
+                              data_root=clip_root)
         dataset = DATASETS.build(ds_cfg)
         item = dataset[0]
         items = item if isinstance(item, list) else [item]  # RepeatAug

@@ -10,7 +10,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 __all__ = ['transform_type', 'find_transform', 'transform_index',
            'pipeline_key', 'pipeline_option', 'edit_transform',
-           'apply_pipeline_edits', 'effective_pipeline', 'edit_key']
+           'apply_pipeline_edits', 'effective_pipeline', 'edit_key',
+           'add_pipeline_edit']
 
 
 def transform_type(step: Any) -> str:
@@ -158,3 +159,19 @@ def edit_key(type_name: str, key: str,
     position, and wins over the config's own ``pipeline_edits`` of that key.
     """
     return f'{dataset}.pipeline_edits.{type_name}.{key}'
+
+
+def add_pipeline_edit(dataset_cfg: Dict, type_name: str,
+                      **updates: Any) -> None:
+    """Add ``updates`` of the ``type_name`` transform to a dataset config's
+    ``pipeline_edits`` (in place; the config's own edits of other keys
+    stay), e.g. to point a config's flow cache elsewhere.
+
+    Args:
+        dataset_cfg (dict): A dataloader's ``dataset`` config.
+        type_name (str): The transform's type name.
+        **updates: Arguments to set.
+    """
+    edits = dict(dataset_cfg.get('pipeline_edits') or {})
+    edits[type_name] = dict(edits.get(type_name) or {}, **updates)
+    dataset_cfg['pipeline_edits'] = edits
