@@ -79,6 +79,8 @@ DOWNSTREAM = ('videomae', 'mme')
 #: A loss must end this far below its trivial level to count as learned.
 INFORMATIVE = 0.9
 NUM_CLASSES = 8
+#: OpenMP wait policy of every tool run (unless the caller set one).
+CPU_OMP_WAIT_POLICY = 'PASSIVE'
 
 
 def method_spec(method: str) -> Tuple[str, Dict]:
@@ -132,6 +134,10 @@ class Runner:
         t0 = time.time()
         print(f'[{time.time() - self.start:6.0f}s] {name} ...', flush=True)
         env = dict(os.environ, PYTHONWARNINGS='ignore')
+        # Idle OpenMP threads sleep instead of spinning, so the data
+        # loader's workers get the cores (same results bit for bit; the MME
+        # pretraining is 1.5x faster on 2 cores; benchmarks/cpu_threads.py).
+        env.setdefault('OMP_WAIT_POLICY', CPU_OMP_WAIT_POLICY)
         with open(log, 'w') as f:
             proc = subprocess.run([sys.executable, *args], cwd=REPO,
                                   stdout=f, stderr=subprocess.STDOUT,
@@ -284,7 +290,8 @@ def run_seed(r: Runner, probe: Probe, methods: List[str], seed: int,
         if seed == 0:  # probe accuracy against pretraining epochs
             res.setdefault('probe_curve', {})[method] = [
                 (int(re.findall(r'epoch_(\d+)', c)[0]),
-                 probe(c, seed)['test_acc']) for c in ckpts]
+                 (probe(c, seed) if c != ckpts[-1] else
+                  res['probe'][method])['test_acc']) for c in ckpts]
         if long and method in DOWNSTREAM:
             res.setdefault('long', {})[method] = downstream(
                 r, seed, method, ckpts[-1])

@@ -33,7 +33,8 @@ def extract_features(backbone, dataset, batch_size: int = 16
     for batch in DataLoader(dataset, batch_size=batch_size,
                             collate_fn=pseudo_collate):
         x = torch.stack([i[0] for i in batch['inputs']]).float()
-        feats.append(backbone((x - mean) / std).flatten(1))
+        with torch.no_grad():  # same values, no graph kept
+            feats.append(backbone((x - mean) / std).flatten(1))
         labels += [int(s.gt_label) for s in batch['data_samples']]
     return torch.cat(feats), torch.tensor(labels)
 

@@ -1,0 +1,99 @@
+"""The main job's driver (tools/synthetic_benchmark.py): what it runs, what
+it counts as informative, and what it reports, on hand-made results."""
+import importlib.util
+import os.path as osp
+
+import pytest
+
+from .conftest import REPO
+
+
+@pytest.fixture(scope='module')
+def sb():
+    spec = importlib.util.spec_from_file_location(
+        'synthetic_benchmark', osp.join(REPO, 'tools',
+                                        'synthetic_benchmark.py'))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _print_env(runner, name):
+    return runner.run(name, [
+        '-c', "import os; print('policy', os.environ['OMP_WAIT_POLICY'])"])
+
+
+def test_tools_run_with_passive_openmp_unless_the_caller_chose(
+        sb, tmp_path, monkeypatch):
+    r = sb.Runner(str(tmp_path), 'unused')
+    monkeypatch.delenv('OMP_WAIT_POLICY', raising=False)
+    assert 'policy PASSIVE' in _print_env(r, 'default')
+    monkeypatch.setenv('OMP_WAIT_POLICY', 'ACTIVE')
+    assert 'policy ACTIVE' in _print_env(r, 'chosen')
+    with pytest.raises(SystemExit, match=r'failing failed \(3\).*failing'):
+        r.run('failing', ['-c', 'raise SystemExit(3)'])
+
+
+def _seed(seed, ratios, probes):
+    """One seed's results: loss ratios per method, probe test accuracy per
+    encoder."""
+    pre = {m: dict(losses={name: dict(end=r, trivial=1.0, ratio=r, zero=1.0,
+                                      mean=1.0)
+                           for name, r in losses.items()})
+           for m, losses in ratios.items()}
+    return dict(seed=seed, pretrain=pre,
+                probe={k: dict(test_acc=v, train_acc=v)
+                       for k, v in probes.items()})
+
+
+def test_a_method_is_ranked_only_if_every_loss_left_its_level_every_seed(
+        sb):
+    # mme: both terms below 0.9 in both seeds; videomae: pixels at 0.95 in
+    # seed 1 only
+    results = [
+        _seed(0, dict(mme=dict(traj=0.8, hog=0.85), videomae=dict(pixel=0.8)),
+              {'random init': 0.125, 'mme': 0.5, 'videomae': 0.3}),
+        _seed(1, dict(mme=dict(traj=0.7, hog=0.9), videomae=dict(pixel=0.95)),
+              {'random init': 0.15, 'mme': 0.45, 'videomae': 0.2}),
+    ]
+    assert sb.informative(results, 'mme')[0]
+    ok, why = sb.informative(results, 'videomae')
+    assert not ok and 'pixel ends at 0.95' in why
+    table = sb.summarize(results, ['videomae', 'mme'], num_test=400)
+    # mme ranked against random init, per seed: +37.5 and +30.0 points
+    assert 'mme probe - random-init probe: +33.8 points (seeds: +37.5, ' \
+        '+30.0)' in table
+    assert '- videomae: uninformative, not ranked (pixel ends at 0.95' \
+        in table
+    assert '| videomae | pixel | 0.8750 | 1.0000 | 1.0000 | 0.95 | at its ' \
+        'trivial level |' in table
+    assert 'chance 12.5 % (standard error 1.7 points at chance)' in table
+
+
+def test_final_checkpoint_is_probed_once_per_seed(sb, tmp_path,
+                                                  monkeypatch):
+    """Seed 0 probes every checkpoint for the curve; the last one is the
+    final probe, not a second identical run."""
+    class FakeRunner(sb.Runner):
+        def run(self, name, args):
+            pre = args[args.index('--work-dir') + 1]
+            for e in (10, 20):
+                p = tmp_path / pre / f'epoch_{e}.pth'
+                p.parent.mkdir(parents=True, exist_ok=True)
+                p.write_bytes(b'')
+            return ''
+
+    calls = []
+
+    def probe(ckpt, seed):
+        calls.append(ckpt)
+        return dict(test_acc=0.1 * len(calls), train_acc=0.0)
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sb.Runner, 'flow_opts', lambda self, c: [])
+    res = sb.run_seed(FakeRunner('w', 'd'), probe, ['videomae'], 0,
+                      {'videomae': {}}, long=False, supervised=False)
+    assert [c and osp.basename(c) for c in calls] == [
+        None, 'epoch_20.pth', 'epoch_10.pth']
+    assert res['probe_curve']['videomae'] == [
+        (10, pytest.approx(0.3)), (20, res['probe']['videomae']['test_acc'])]
