@@ -74,8 +74,11 @@ def test_final_checkpoint_is_probed_once_per_seed(sb, tmp_path,
                                                   monkeypatch):
     """Seed 0 probes every checkpoint for the curve; the last one is the
     final probe, not a second identical run."""
+    commands = []
+
     class FakeRunner(sb.Runner):
         def run(self, name, args):
+            commands.append(args)
             pre = args[args.index('--work-dir') + 1]
             for e in (10, 20):
                 p = tmp_path / pre / f'epoch_{e}.pth'
@@ -91,9 +94,19 @@ def test_final_checkpoint_is_probed_once_per_seed(sb, tmp_path,
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sb.Runner, 'flow_opts', lambda self, c: [])
-    res = sb.run_seed(FakeRunner('w', 'd'), probe, ['videomae'], 0,
-                      {'videomae': {}}, long=False, supervised=False)
+    res = sb.run_seed(FakeRunner('w', 'd', ['model.x=1']), probe,
+                      ['videomae'], 0, {'videomae': {}}, long=False,
+                      supervised=False)
+    assert commands[0][-1] == 'model.x=1'  # --pretrain-options reach it
     assert [c and osp.basename(c) for c in calls] == [
         None, 'epoch_20.pth', 'epoch_10.pth']
     assert res['probe_curve']['videomae'] == [
         (10, pytest.approx(0.3)), (20, res['probe']['videomae']['test_acc'])]
+
+
+def test_pretrain_options_parse_like_cfg_options(sb):
+    key = 'train_dataloader.dataset.pipeline_edits.TubeMasking.mask_ratio'
+    assert sb.parse_options([f'{key}=0.5', 'a.b=[1,2]', 'c=x']) == {
+        key: 0.5, 'a.b': [1, 2], 'c': 'x'}
+    with pytest.raises(SystemExit, match="KEY=VALUE, got 'mask_ratio'"):
+        sb.parse_options(['mask_ratio'])

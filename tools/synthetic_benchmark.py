@@ -94,9 +94,12 @@ def method_spec(method: str) -> Tuple[str, Dict]:
 class Runner:
     """Runs the tools as subprocesses, logging each to a file."""
 
-    def __init__(self, work_dir: str, data_root: str) -> None:
+    def __init__(self, work_dir: str, data_root: str,
+                 pretrain_options: Optional[List[str]] = None) -> None:
         self.work_dir = work_dir
         self.data_root = data_root
+        #: ``KEY=VALUE`` overrides of every pretraining (``--cfg-options``)
+        self.pretrain_options = list(pretrain_options or [])
         self.start = time.time()
 
     def data_opts(self, test: bool = False) -> List[str]:
@@ -218,9 +221,25 @@ class Probe:
         return logistic_probe(xtr, ytr, xte, yte)
 
 
-def levels_of(method: str, data_root: str) -> Dict[str, Dict[str, float]]:
-    """Trivial levels of the pretraining targets of ``method``, on 256
-    samples of its own pipeline (seeded)."""
+def parse_options(options: List[str]) -> Dict:
+    """``KEY=VALUE`` strings as ``--cfg-options`` parses them."""
+    from mmengine.config import DictAction
+    out = {}
+    for item in options:
+        key, sep, value = item.partition('=')
+        if not sep or not key:
+            raise SystemExit(f'--pretrain-options: expected KEY=VALUE, got '
+                             f'{item!r}')
+        out[key] = DictAction._parse_iterable(value)
+    return out
+
+
+def levels_of(method: str, data_root: str,
+              options: Optional[List[str]] = None
+              ) -> Dict[str, Dict[str, float]]:
+    """Trivial levels of the pretraining targets of ``method`` (with the
+    ``KEY=VALUE`` overrides ``options``), on 256 samples of its own
+    pipeline (seeded)."""
     import numpy as np
     import torch
     from mmengine.config import Config
@@ -233,6 +252,7 @@ def levels_of(method: str, data_root: str) -> Dict[str, Dict[str, float]]:
     config, opts = method_spec(method)
     cfg = Config.fromfile(osp.join(REPO, config))
     cfg.merge_from_dict(opts)
+    cfg.merge_from_dict(parse_options(options or []))
     cfg.merge_from_dict({
         'train_dataloader.dataset.ann_file': f'{data_root}/train.txt',
         'train_dataloader.dataset.data_prefix.video': data_root})
@@ -280,7 +300,7 @@ def run_seed(r: Runner, probe: Probe, methods: List[str], seed: int,
             *r.flow_opts(config),
             'default_hooks.checkpoint.interval=10',
             'default_hooks.checkpoint.max_keep_ckpts=-1',
-            *[f'{k}={v}' for k, v in opts.items()]
+            *[f'{k}={v}' for k, v in opts.items()], *r.pretrain_options
         ])
         ckpts = _ckpts(pre)
         res['pretrain'][method] = dict(
@@ -477,14 +497,22 @@ def main() -> None:
                         'VideoMAE and MME encoders, train the supervised '
                         'baseline on every seed, and add the MME ablations '
                         '(absolute displacements, no HOG, L = 2)')
+    parser.add_argument('--pretrain-options', nargs='+', default=[],
+                        metavar='KEY=VALUE',
+                        help='overrides of every pretraining config, as '
+                        'tools/train.py --cfg-options takes them (trivial '
+                        'levels are measured with them too), e.g. '
+                        + edit_key('TubeMasking', 'mask_ratio') + '=0.5; '
+                        'use with a new --work-dir')
     args = parser.parse_args()
+    parse_options(args.pretrain_options)  # fail early on a malformed item
     if args.work_dir is None:
         args.work_dir = ('work_dirs/synthetic_benchmark_long' if args.long
                          else 'work_dirs/synthetic_benchmark')
     if args.long:
         args.methods += [m for m in METHODS if m not in args.methods]
     os.makedirs(args.work_dir, exist_ok=True)
-    r = Runner(args.work_dir, args.data_root)
+    r = Runner(args.work_dir, args.data_root, args.pretrain_options)
     r.run('make_synthetic', [
         'tools/data/make_synthetic.py', args.data_root, '--train',
         str(args.train_per_class), '--val', str(args.test_per_class)
@@ -492,7 +520,8 @@ def main() -> None:
     num_test = args.test_per_class * NUM_CLASSES
     probe = Probe(args.data_root)
     t0 = time.time()
-    levels = {m: levels_of(m, args.data_root) for m in args.methods}
+    levels = {m: levels_of(m, args.data_root, args.pretrain_options)
+              for m in args.methods}
     print(f'[{time.time() - r.start:6.0f}s] trivial levels measured in '
           f'{time.time() - t0:.0f}s', flush=True)
     res_path = osp.join(args.work_dir, 'results.json')
