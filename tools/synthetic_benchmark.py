@@ -197,14 +197,25 @@ class Probe:
     def encoder(self, ckpt: Optional[str], seed: int):
         """A stock VisionTransformer: random init (seeded) or the
         ``backbone.*`` weights of a pretraining checkpoint."""
+        import logging
+
         import torch
+        from mmengine.logging import MMLogger
 
         from mme_plugin.checkpoint import extract_prefix
         from mme_plugin.engine.safe_load import safe_torch_load
         from mme_plugin.registry import MODELS
         torch.manual_seed(seed)
         enc = MODELS.build(self.backbone_cfg)
-        enc.init_weights()
+        # mmengine logs every parameter's init at INFO when no runner has a
+        # log file: ~300 lines per probe in the main job's output
+        logger = MMLogger.get_current_instance()
+        level = logger.level
+        logger.setLevel(logging.WARNING)
+        try:
+            enc.init_weights()
+        finally:
+            logger.setLevel(level)
         if ckpt is not None:
             state = safe_torch_load(ckpt)['state_dict']
             state = extract_prefix(state, 'backbone.')
