@@ -58,15 +58,20 @@ def test_a_method_is_ranked_only_if_every_loss_left_its_level_every_seed(
     ]
     assert sb.informative(results, 'mme')[0]
     ok, why = sb.informative(results, 'videomae')
-    assert not ok and 'pixel ends at 0.95' in why
+    assert not ok and 'pixel ends at 0.950' in why
     table = sb.summarize(results, ['videomae', 'mme'], num_test=400)
     # mme ranked against random init, per seed: +37.5 and +30.0 points
     assert 'mme probe - random-init probe: +33.8 points (seeds: +37.5, ' \
         '+30.0)' in table
-    assert '- videomae: uninformative, not ranked (pixel ends at 0.95' \
+    assert '- videomae: uninformative, not ranked (pixel ends at 0.950' \
         in table
-    assert '| videomae | pixel | 0.8750 | 1.0000 | 1.0000 | 0.95 | at its ' \
-        'trivial level |' in table
+    assert '| videomae | pixel | 0.8750 | 1.0000 | 1.0000 | 0.950 | not ' \
+        'clearly below its trivial level (> 0.9) |' in table
+    assert '| mme | hog | 0.8750 | 1.0000 | 1.0000 | 0.900 | learned |' \
+        in table
+    assert [sb.loss_state(r) for r in (0.9, 0.9001, 0.979, 0.98, 1.01)] == [
+        'learned', *['not clearly below its trivial level (> 0.9)'] * 2,
+        *['at its trivial level'] * 2]
     assert 'chance 12.5 % (standard error 1.7 points at chance)' in table
 
 
