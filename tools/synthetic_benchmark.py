@@ -19,7 +19,7 @@ in motion; 320 labelled train clips, 400 test clips):
   through ``tools/train.py`` and ``tools/test.py``: the positive control
   that shows the task is learnable with this encoder (seed 0 only by
   default, ``--supervised-seeds``: at 800 iterations it is the most
-  expensive step, 5.5 minutes per seed on 2 cores).
+  expensive step, about 5 minutes per seed on 2 cores).
 
 Writes ``<work-dir>/results.json``, ``results.md``, ``curves.png`` (losses
 relative to their trivial level; probe accuracy against pretraining epochs)
@@ -33,6 +33,13 @@ length L = 2 (``mme_L2``), each with its losses, trivial levels and probe.
 Example:
     python tools/synthetic_benchmark.py                     # README main job
     python tools/synthetic_benchmark.py --seeds 0 --methods mme
+    # a lever, measured against its own trivial levels, in its own folder
+    python tools/synthetic_benchmark.py --seeds 0 --supervised-seeds 9 \
+        --work-dir work_dirs/mask50 --pretrain-options \
+        train_dataloader.dataset.pipeline_edits.TubeMasking.mask_ratio=0.5
+
+Every tool runs with ``OMP_WAIT_POLICY=PASSIVE`` unless the caller set a
+policy (see :data:`CPU_OMP_WAIT_POLICY`).
 """
 import argparse
 import json
