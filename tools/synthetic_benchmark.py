@@ -34,7 +34,7 @@ Example:
     python tools/synthetic_benchmark.py                     # README main job
     python tools/synthetic_benchmark.py --seeds 0 --methods mme
     # a lever, measured against its own trivial levels, in its own folder
-    python tools/synthetic_benchmark.py --seeds 0 --supervised-seeds 9 \
+    python tools/synthetic_benchmark.py --seeds 0 --supervised-seeds \
         --work-dir work_dirs/mask50 --pretrain-options \
         train_dataloader.dataset.pipeline_edits.TubeMasking.mask_ratio=0.5
 
@@ -517,9 +517,10 @@ def main() -> None:
                         choices=METHODS)
     parser.add_argument('--train-per-class', type=int, default=40)
     parser.add_argument('--test-per-class', type=int, default=50)
-    parser.add_argument('--supervised-seeds', type=int, nargs='+',
+    parser.add_argument('--supervised-seeds', type=int, nargs='*',
                         default=[0], help='seeds of the supervised '
-                        'baseline (all seeds with --long)')
+                        'baseline (all seeds with --long; the flag alone: '
+                        'none)')
     parser.add_argument('--long', action='store_true',
                         help='also fine-tune and stock-linear-probe the '
                         'VideoMAE and MME encoders, train the supervised '
