@@ -260,15 +260,11 @@ def levels_of(method: str, data_root: str,
     """Trivial levels of the pretraining targets of ``method`` (with the
     ``KEY=VALUE`` overrides ``options``), on 256 samples of its own
     pipeline (seeded)."""
-    import numpy as np
-    import torch
     from mmengine.config import Config
 
     from mme_plugin.evaluation import trivial_levels
     from mme_plugin.registry import DATASETS, MODELS
     from mme_plugin.utils import effective_pipeline, find_transform
-    np.random.seed(0)
-    torch.manual_seed(0)
     config, opts = method_spec(method)
     cfg = Config.fromfile(osp.join(REPO, config))
     cfg.merge_from_dict(opts)
