@@ -10,16 +10,6 @@ ann_file_train = f'data/ucf101/ucf101_train_split_{split}_videos.txt'
 ann_file_val = f'data/ucf101/ucf101_val_split_{split}_videos.txt'
 test_clips = 10  # release 10x3; finetune_ucf101_test5x3.py: mmaction's 5x3
 
-test_pipeline = [
-    dict(type='VideoInit'),
-    dict(type='SampleFrames', clip_len=16, frame_interval=4,
-         num_clips=test_clips, test_mode=True),
-    dict(type='VideoDecode'),
-    dict(type='Resize', scale=(-1, 224)),
-    dict(type='ThreeCrop', crop_size=224),
-    dict(type='FormatShape', input_format='NCTHW'),
-    dict(type='PackActionInputs')
-]
 mixup_cutmix = dict(augments=[
     dict(type='MixupBlending', alpha=0.8, num_classes=num_classes),
     dict(type='CutmixBlending', alpha=1.0, num_classes=num_classes)
@@ -30,5 +20,7 @@ dataset_fields = dict(data_prefix=dict(video=data_root),
 train_dataloader = dict(
     dataset=dict(dataset_fields, ann_file=ann_file_train))
 val_dataloader = dict(dataset=dict(dataset_fields, ann_file=ann_file_val))
+# k400.py's test pipeline with the release's clip count
 test_dataloader = dict(dataset=dict(
-    dataset_fields, ann_file=ann_file_val, pipeline=test_pipeline))
+    dataset_fields, ann_file=ann_file_val,
+    pipeline_edits=dict(SampleFrames=dict(num_clips=test_clips))))
