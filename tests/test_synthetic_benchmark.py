@@ -115,3 +115,12 @@ def test_pretrain_options_parse_like_cfg_options(sb):
         key: 0.5, 'a.b': [1, 2], 'c': 'x'}
     with pytest.raises(SystemExit, match="KEY=VALUE, got 'mask_ratio'"):
         sb.parse_options(['mask_ratio'])
+
+
+def test_rescore_keeps_the_logged_ends_and_recomputes_the_ratios(sb):
+    results = [_seed(0, dict(mme=dict(traj=0.8)), {'random init': 0.1})]
+    results[0]['pretrain']['mme']['losses']['traj']['end'] = 0.045
+    sb.rescore(results, {'mme': {'traj': dict(zero=0.06, mean=0.05)}})
+    loss = results[0]['pretrain']['mme']['losses']['traj']
+    assert loss == dict(end=0.045, trivial=0.05, ratio=pytest.approx(0.9),
+                        zero=0.06, mean=0.05)

@@ -264,7 +264,9 @@ def levels_of(method: str, data_root: str,
 
     from mme_plugin.evaluation import trivial_levels
     from mme_plugin.registry import DATASETS, MODELS
-    from mme_plugin.utils import effective_pipeline, find_transform
+    from mme_plugin.utils import (effective_pipeline, find_transform,
+                                  register_all_modules)
+    register_all_modules()
     config, opts = method_spec(method)
     cfg = Config.fromfile(osp.join(REPO, config))
     cfg.merge_from_dict(opts)
@@ -370,6 +372,18 @@ def _mean_sd(values: List[float]) -> str:
     v = 100 * np.array(values)
     return (f'{v.mean():.1f} +- {v.std(ddof=1):.1f}' if len(v) > 1 else
             f'{v.mean():.1f}')
+
+
+def rescore(results: List[Dict], levels: Dict) -> None:
+    """Put ``levels`` (of :func:`levels_of`) in place of the trivial levels
+    of ``results`` (in place): the logged ends stay, the ratios follow."""
+    for x in results:
+        for method, pre in x['pretrain'].items():
+            for name, loss in pre['losses'].items():
+                lv = levels[method][name]
+                trivial = min(lv['zero'], lv['mean'])
+                loss.update(trivial=trivial, ratio=loss['end'] / trivial,
+                            zero=lv['zero'], mean=lv['mean'])
 
 
 def loss_state(ratio: float) -> str:
@@ -529,6 +543,12 @@ def main() -> None:
                         'levels are measured with them too), e.g. '
                         + edit_key('TubeMasking', 'mask_ratio') + '=0.5; '
                         'use with a new --work-dir')
+    parser.add_argument('--rescore', action='store_true',
+                        help="measure the trivial levels again (this "
+                        "code, same data) for the methods of the work "
+                        "dir's results.json, and write results_rescored.json "
+                        "and results_rescored.md from its logged losses; "
+                        'trains nothing')
     args = parser.parse_args()
     parse_options(args.pretrain_options)  # fail early on a malformed item
     if args.work_dir is None:
@@ -543,13 +563,28 @@ def main() -> None:
         str(args.train_per_class), '--val', str(args.test_per_class)
     ])
     num_test = args.test_per_class * NUM_CLASSES
+    res_path = osp.join(args.work_dir, 'results.json')
+    if args.rescore:
+        with open(res_path) as f:
+            results = json.load(f)['results']
+        methods = list(results[0]['pretrain'])
+        levels = {m: levels_of(m, args.data_root, args.pretrain_options)
+                  for m in methods}
+        rescore(results, levels)
+        with open(osp.join(args.work_dir, 'results_rescored.json'),
+                  'w') as f:
+            json.dump(dict(levels=levels, results=results), f, indent=1)
+        table = summarize(results, methods, num_test)
+        with open(osp.join(args.work_dir, 'results_rescored.md'), 'w') as f:
+            f.write(table + '\n')
+        print(f'\n{res_path}, levels measured again:\n{table}')
+        return
     probe = Probe(args.data_root)
     t0 = time.time()
     levels = {m: levels_of(m, args.data_root, args.pretrain_options)
               for m in args.methods}
     print(f'[{time.time() - r.start:6.0f}s] trivial levels measured in '
           f'{time.time() - t0:.0f}s', flush=True)
-    res_path = osp.join(args.work_dir, 'results.json')
     results = []
     for seed in args.seeds:
         results.append(run_seed(
