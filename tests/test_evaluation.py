@@ -5,7 +5,8 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from mme_plugin.evaluation import logistic_probe, trivial_levels
+from mme_plugin.evaluation import (feature_spread, logistic_probe,
+                                   trivial_levels)
 from mme_plugin.registry import DATASETS, MODELS
 from mme_plugin.utils import effective_pipeline, register_all_modules
 
@@ -87,3 +88,27 @@ def test_trajectory_levels_match_a_direct_computation(synthetic_root,
     assert lv['traj']['mean'] == pytest.approx(
         t.var(0, unbiased=False).mean().item(), rel=1e-9)
     assert lv['traj']['mean'] <= lv['traj']['zero'] + 1e-12
+
+
+def test_feature_spread_known_answers():
+    g = torch.Generator().manual_seed(0)
+    n, c = 4000, 16
+    # isotropic: spread = std * sqrt(C) / E|x| ~ 1, PR ~ C
+    iso = feature_spread(torch.randn(n, c, generator=g))
+    assert iso['relative_spread'] == pytest.approx(1.0, rel=0.05)
+    assert iso['participation_ratio'] == pytest.approx(c, rel=0.05)
+    # a constant vector of norm 10 plus noise of std 0.1 per dim along one
+    # direction: spread 0.1 / sqrt(C) * sqrt(C) / 10 over C dims averaged
+    const = torch.zeros(c)
+    const[0] = 10.0
+    d = torch.zeros(c)
+    d[1] = 1.0
+    x = const + 0.1 * torch.randn(n, 1, generator=g) * d
+    sp = feature_spread(x)
+    # only dim 1 varies: mean std over dims = 0.1 / C; times sqrt(C) / 10
+    assert sp['relative_spread'] == pytest.approx(0.1 / c**0.5 / 10,
+                                                  rel=0.05)
+    assert sp['participation_ratio'] == pytest.approx(1.0, abs=1e-6)
+    assert feature_spread(torch.ones(5, c))['relative_spread'] == 0.0
+    with pytest.raises(ValueError, match='N >= 2'):
+        feature_spread(torch.ones(1, c))

@@ -73,6 +73,15 @@ def test_a_method_is_ranked_only_if_every_loss_left_its_level_every_seed(
         'learned', *['not clearly below its trivial level (> 0.9)'] * 2,
         *['at its trivial level'] * 2]
     assert 'chance 12.5 % (standard error 1.7 points at chance)' in table
+    # results written before the spread was measured say so
+    assert '| random init | 13.8 +- 1.8 | 13.8 +- 1.8 | not measured | ' \
+        'reference |' in table
+    results[0]['probe']['mme'].update(relative_spread=0.05,
+                                      participation_ratio=1.5)
+    results[1]['probe']['mme'].update(relative_spread=0.07,
+                                      participation_ratio=2.5)
+    assert '| 0.060 (2.0) | informative |' in sb.summarize(
+        results, ['videomae', 'mme'], num_test=400)
 
 
 def test_final_checkpoint_is_probed_once_per_seed(sb, tmp_path,

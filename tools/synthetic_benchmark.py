@@ -233,12 +233,15 @@ class Probe:
         return enc
 
     def __call__(self, ckpt: Optional[str], seed: int) -> Dict[str, float]:
-        """Train and test accuracy of the probe on ``ckpt``'s encoder."""
-        from mme_plugin.evaluation import extract_features, logistic_probe
+        """Train and test accuracy of the probe on ``ckpt``'s encoder, and
+        how much its test features vary between clips
+        (:func:`~mme_plugin.evaluation.feature_spread`)."""
+        from mme_plugin.evaluation import (extract_features, feature_spread,
+                                           logistic_probe)
         enc = self.encoder(ckpt, seed)
         xtr, ytr = extract_features(enc, self.data['train'])
         xte, yte = extract_features(enc, self.data['val'])
-        return logistic_probe(xtr, ytr, xte, yte)
+        return dict(logistic_probe(xtr, ytr, xte, yte), **feature_spread(xte))
 
 
 def parse_options(options: List[str]) -> Dict:
@@ -434,15 +437,20 @@ def summarize(results: List[Dict], methods: List[str],
                 f" {vals[0]['zero']:.4f} | {vals[0]['mean']:.4f} | "
                 f'{ratio:.3f} | {state} |')
     lines += ['', '| encoder (frozen) | logistic probe, test top-1 (%) | '
-              'train top-1 (%) | status |', '|---|---|---|---|']
+              'train top-1 (%) | feature spread (participation ratio) | '
+              'status |', '|---|---|---|---|---|']
     for enc in ['random init'] + methods:
         te = [x['probe'][enc]['test_acc'] for x in results]
         tr = [x['probe'][enc]['train_acc'] for x in results]
         status = 'reference' if enc == 'random init' else (
             'informative' if verdict[enc][0] else
             f'uninformative ({verdict[enc][1]})')
+        sp = [x['probe'][enc].get('relative_spread') for x in results]
+        pr = [x['probe'][enc].get('participation_ratio') for x in results]
+        spread = (f'{np.mean(sp):.3f} ({np.mean(pr):.1f})'
+                  if None not in sp + pr else 'not measured')
         lines.append(f'| {enc} | {_mean_sd(te)} | {_mean_sd(tr)} | '
-                     f'{status} |')
+                     f'{spread} | {status} |')
     sup = [x['supervised']['acc/top1'] for x in results
            if 'supervised' in x]
     seeds = [x['seed'] for x in results if 'supervised' in x]
@@ -457,6 +465,10 @@ def summarize(results: List[Dict], methods: List[str],
             ft = [x['long'][m]['finetune']['acc/top1'] for x in results]
             lp = [x['long'][m]['linear']['acc/top1'] for x in results]
             lines.append(f'| {m} | {_mean_sd(ft)} | {_mean_sd(lp)} |')
+    lines += ['', 'Feature spread: across-clip standard deviation of the '
+              'pooled test features over their norm (0 = the same feature '
+              'for every clip, i.e. collapse); participation ratio: the '
+              'number of directions they vary along.']
     lines += ['', 'Comparisons:']
     rand = np.array([x['probe']['random init']['test_acc'] for x in results])
     for m in methods:
@@ -546,8 +558,9 @@ def main() -> None:
     parser.add_argument('--rescore', action='store_true',
                         help="measure the trivial levels again (this "
                         "code, same data) for the methods of the work "
-                        "dir's results.json, and write results_rescored.json "
-                        "and results_rescored.md from its logged losses; "
+                        "dir's results.json, probe its final checkpoints "
+                        'again, and write results_rescored.json and '
+                        'results_rescored.md with its logged losses; '
                         'trains nothing')
     args = parser.parse_args()
     parse_options(args.pretrain_options)  # fail early on a malformed item
@@ -571,6 +584,13 @@ def main() -> None:
         levels = {m: levels_of(m, args.data_root, args.pretrain_options)
                   for m in methods}
         rescore(results, levels)
+        probe = Probe(args.data_root)
+        for x in results:  # probes again: the feature spread too
+            x['probe']['random init'] = probe(None, x['seed'])
+            for m in methods:
+                x['probe'][m] = probe(_ckpts(osp.join(
+                    args.work_dir, f"seed{x['seed']}", m, 'pretrain'))[-1],
+                    x['seed'])
         with open(osp.join(args.work_dir, 'results_rescored.json'),
                   'w') as f:
             json.dump(dict(levels=levels, results=results), f, indent=1)

@@ -1,8 +1,9 @@
-"""Evaluation helpers: trivial-predictor levels, an exact linear probe and
-ground-truth-free flow quality."""
+"""Evaluation helpers: trivial-predictor levels, an exact linear probe, a
+feature-collapse diagnostic and ground-truth-free flow quality."""
+from .feature_spread import feature_spread
 from .flow_quality import FLOW_CHOICES, flow_quality
 from .logistic_probe import extract_features, logistic_probe
 from .trivial_levels import trivial_levels
 
 __all__ = ['trivial_levels', 'extract_features', 'logistic_probe',
-           'FLOW_CHOICES', 'flow_quality']
+           'feature_spread', 'FLOW_CHOICES', 'flow_quality']
