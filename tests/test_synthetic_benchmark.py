@@ -133,3 +133,33 @@ def test_rescore_keeps_the_logged_ends_and_recomputes_the_ratios(sb):
     loss = results[0]['pretrain']['mme']['losses']['traj']
     assert loss == dict(end=0.045, trivial=0.05, ratio=pytest.approx(0.9),
                         zero=0.06, mean=0.05)
+
+
+def test_rescore_run_writes_rescored_results(sb, tmp_path, monkeypatch):
+    import json
+    results = [_seed(0, dict(mme=dict(traj=0.95)), {'random init': 0.1,
+                                                     'mme': 0.1})]
+    (tmp_path / 'results.json').write_text(json.dumps(dict(
+        levels={}, results=results)))
+    ckpt = tmp_path / 'seed0' / 'mme' / 'pretrain' / 'epoch_20.pth'
+    ckpt.parent.mkdir(parents=True)
+    ckpt.write_bytes(b'')
+    monkeypatch.setattr(sb, 'levels_of', lambda m, root, opts: {
+        'traj': dict(zero=2.0, mean=1.9)})
+
+    class FakeProbe:
+        def __init__(self, root):
+            pass
+
+        def __call__(self, ck, seed):
+            acc = 0.5 if ck and ck.endswith('epoch_20.pth') else 0.125
+            return dict(test_acc=acc, train_acc=acc, relative_spread=0.2,
+                        participation_ratio=3.0)
+
+    monkeypatch.setattr(sb, 'Probe', FakeProbe)
+    sb.rescore_run(str(tmp_path), 'unused', [], num_test=400)
+    out = json.loads((tmp_path / 'results_rescored.json').read_text())
+    loss = out['results'][0]['pretrain']['mme']['losses']['traj']
+    assert loss['ratio'] == pytest.approx(0.95 / 1.9)
+    table = (tmp_path / 'results_rescored.md').read_text()
+    assert '| mme | 50.0 | 50.0 | 0.200 (3.0) | informative |' in table

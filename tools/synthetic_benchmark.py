@@ -526,6 +526,32 @@ def plot_curves(work_dir: str, results: List[Dict], methods: List[str],
     return path
 
 
+def rescore_run(work_dir: str, data_root: str, options: List[str],
+                num_test: int) -> None:
+    """``--rescore``: the trivial levels measured again and the final
+    checkpoints probed again for a finished run; writes
+    ``results_rescored.{json,md}`` next to its ``results.json``."""
+    res_path = osp.join(work_dir, 'results.json')
+    with open(res_path) as f:
+        results = json.load(f)['results']
+    methods = list(results[0]['pretrain'])
+    levels = {m: levels_of(m, data_root, options) for m in methods}
+    rescore(results, levels)
+    probe = Probe(data_root)
+    for x in results:  # probes again: the feature spread too
+        x['probe']['random init'] = probe(None, x['seed'])
+        for m in methods:
+            x['probe'][m] = probe(_ckpts(osp.join(
+                work_dir, f"seed{x['seed']}", m, 'pretrain'))[-1], x['seed'])
+    with open(osp.join(work_dir, 'results_rescored.json'), 'w') as f:
+        json.dump(dict(levels=levels, results=results), f, indent=1)
+    table = summarize(results, methods, num_test)
+    with open(osp.join(work_dir, 'results_rescored.md'), 'w') as f:
+        f.write(table + '\n')
+    print(f'\n{res_path}, levels measured and checkpoints probed again:'
+          f'\n{table}')
+
+
 def main() -> None:
     """Entry point."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -578,27 +604,8 @@ def main() -> None:
     num_test = args.test_per_class * NUM_CLASSES
     res_path = osp.join(args.work_dir, 'results.json')
     if args.rescore:
-        with open(res_path) as f:
-            results = json.load(f)['results']
-        methods = list(results[0]['pretrain'])
-        levels = {m: levels_of(m, args.data_root, args.pretrain_options)
-                  for m in methods}
-        rescore(results, levels)
-        probe = Probe(args.data_root)
-        for x in results:  # probes again: the feature spread too
-            x['probe']['random init'] = probe(None, x['seed'])
-            for m in methods:
-                x['probe'][m] = probe(_ckpts(osp.join(
-                    args.work_dir, f"seed{x['seed']}", m, 'pretrain'))[-1],
-                    x['seed'])
-        with open(osp.join(args.work_dir, 'results_rescored.json'),
-                  'w') as f:
-            json.dump(dict(levels=levels, results=results), f, indent=1)
-        table = summarize(results, methods, num_test)
-        with open(osp.join(args.work_dir, 'results_rescored.md'), 'w') as f:
-            f.write(table + '\n')
-        print(f'\n{res_path}, levels measured again:\n{table}')
-        return
+        return rescore_run(args.work_dir, args.data_root,
+                           args.pretrain_options, num_test)
     probe = Probe(args.data_root)
     t0 = time.time()
     levels = {m: levels_of(m, args.data_root, args.pretrain_options)
