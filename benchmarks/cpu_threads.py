@@ -37,8 +37,6 @@ sys.path.insert(0, ROOT)
 
 from report import write_report  # noqa: E402 (this folder)
 
-from mme_plugin.utils.pipeline import edit_key  # noqa: E402
-
 
 def weights_hash(ckpt: str) -> str:
     """sha256 (12 hex digits) of a checkpoint's ``state_dict`` tensors."""
@@ -64,13 +62,9 @@ def train(config: str, work: str, epochs: int, data_root: str,
             'default_hooks.logger.interval=5']
     from mmengine.config import Config
 
-    from mme_plugin.utils import effective_pipeline, find_transform
-    cfg = Config.fromfile(osp.join(ROOT, config))
-    if find_transform(effective_pipeline(cfg.train_dataloader.dataset),
-                      'ComputeFlow', required=False) is not None:
-        opts += [f"{edit_key('ComputeFlow', 'cache_dir')}="
-                 f'{data_root}/flow_cache',
-                 f"{edit_key('ComputeFlow', 'data_root')}={data_root}"]
+    from mme_plugin.utils import flow_cache_options
+    opts += [f'{k}={v}' for k, v in flow_cache_options(Config.fromfile(
+        osp.join(ROOT, config)).train_dataloader.dataset, data_root).items()]
     proc = subprocess.run(
         [sys.executable, 'tools/train.py', config, '--work-dir', work,
          '--seed', '0', '--cfg-options', *opts], cwd=ROOT, env=env,

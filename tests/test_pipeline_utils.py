@@ -202,3 +202,19 @@ def test_cache_extraction_reads_the_variant_flow_settings():
         flow, ann, prefix = find_flow_cfg(
             Config.fromfile(f'{REPO}/configs/mme/{name}'))
         assert flow['data_root'] == root == prefix, name
+
+
+def test_flow_cache_options_point_the_effective_flow_step_at_a_root():
+    from mme_plugin.utils import flow_cache_options
+    cfg = Config.fromfile(f'{REPO}/configs/mme/pretrain_ssv2.py')
+    opts = flow_cache_options(cfg.train_dataloader.dataset, '/d')
+    assert opts == {
+        'train_dataloader.dataset.pipeline_edits.ComputeFlow.cache_dir':
+        '/d/flow_cache',
+        'train_dataloader.dataset.pipeline_edits.ComputeFlow.data_root': '/d'}
+    cfg.merge_from_dict(opts)  # wins over the config's own edits
+    flow = find_transform(effective_pipeline(cfg.train_dataloader.dataset),
+                          'ComputeFlow')
+    assert (flow['cache_dir'], flow['data_root']) == ('/d/flow_cache', '/d')
+    pixels = Config.fromfile(f'{REPO}/configs/mme/videomae_tiny_synthetic.py')
+    assert flow_cache_options(pixels.train_dataloader.dataset, '/d') == {}

@@ -130,14 +130,10 @@ class Runner:
         pipeline that has a ``ComputeFlow``, found by type)."""
         from mmengine.config import Config
 
-        from mme_plugin.utils import effective_pipeline, transform_index
-        steps = effective_pipeline(Config.fromfile(
-            osp.join(REPO, config)).train_dataloader.dataset)
-        if transform_index(steps, 'ComputeFlow', required=False) is None:
-            return []
-        cache = osp.join(self.data_root, 'flow_cache')
-        return [f"{edit_key('ComputeFlow', 'cache_dir')}={cache}",
-                f"{edit_key('ComputeFlow', 'data_root')}={self.data_root}"]
+        from mme_plugin.utils import flow_cache_options
+        return [f'{k}={v}' for k, v in flow_cache_options(Config.fromfile(
+            osp.join(REPO, config)).train_dataloader.dataset,
+            self.data_root).items()]
 
     def run(self, name: str, args: List[str]) -> str:
         """Run a command; returns its output; exits on failure."""
@@ -267,8 +263,7 @@ def levels_of(method: str, data_root: str,
 
     from mme_plugin.evaluation import trivial_levels
     from mme_plugin.registry import DATASETS, MODELS
-    from mme_plugin.utils import (effective_pipeline, find_transform,
-                                  register_all_modules)
+    from mme_plugin.utils import flow_cache_options, register_all_modules
     register_all_modules()
     config, opts = method_spec(method)
     cfg = Config.fromfile(osp.join(REPO, config))
@@ -277,12 +272,8 @@ def levels_of(method: str, data_root: str,
     cfg.merge_from_dict({
         'train_dataloader.dataset.ann_file': f'{data_root}/train.txt',
         'train_dataloader.dataset.data_prefix.video': data_root})
-    if find_transform(effective_pipeline(cfg.train_dataloader.dataset),
-                      'ComputeFlow', required=False) is not None:
-        cfg.merge_from_dict({
-            edit_key('ComputeFlow', 'cache_dir'):
-            osp.join(data_root, 'flow_cache'),
-            edit_key('ComputeFlow', 'data_root'): data_root})
+    cfg.merge_from_dict(flow_cache_options(cfg.train_dataloader.dataset,
+                                           data_root))
     return trivial_levels(MODELS.build(cfg.model),
                           DATASETS.build(cfg.train_dataloader.dataset),
                           num_samples=256)

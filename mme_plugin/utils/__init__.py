@@ -4,8 +4,8 @@ from .cfg_options import check_path_options
 from .dist import exit_after_distributed_run, shutdown_dist
 from .pipeline import (add_pipeline_edit, apply_pipeline_edits, edit_key,
                        edit_transform, effective_pipeline, find_transform,
-                       pipeline_key, pipeline_option, transform_index,
-                       transform_type)
+                       flow_cache_options, pipeline_key, pipeline_option,
+                       transform_index, transform_type)
 from .setup_env import register_all_modules
 
 __all__ = [
@@ -13,5 +13,6 @@ __all__ = [
     'amp_fallback_without_accelerator', 'check_path_options',
     'transform_type', 'find_transform', 'transform_index', 'pipeline_key',
     'pipeline_option', 'edit_transform', 'apply_pipeline_edits',
-    'effective_pipeline', 'edit_key', 'add_pipeline_edit'
+    'effective_pipeline', 'edit_key', 'add_pipeline_edit',
+    'flow_cache_options'
 ]

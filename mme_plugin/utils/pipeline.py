@@ -6,12 +6,13 @@ Pipelines are lists of config dicts; tools, tests, benchmarks and
 helpers look a transform up by its registered type name (a scope prefix
 such as ``mmaction.`` is ignored).
 """
+import os.path as osp
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 __all__ = ['transform_type', 'find_transform', 'transform_index',
            'pipeline_key', 'pipeline_option', 'edit_transform',
            'apply_pipeline_edits', 'effective_pipeline', 'edit_key',
-           'add_pipeline_edit']
+           'add_pipeline_edit', 'flow_cache_options']
 
 
 def transform_type(step: Any) -> str:
@@ -175,3 +176,28 @@ def add_pipeline_edit(dataset_cfg: Dict, type_name: str,
     edits = dict(dataset_cfg.get('pipeline_edits') or {})
     edits[type_name] = dict(edits.get(type_name) or {}, **updates)
     dataset_cfg['pipeline_edits'] = edits
+
+
+def flow_cache_options(dataset_cfg: Mapping, data_root: str,
+                       dataset: str = 'train_dataloader.dataset'
+                       ) -> Dict[str, str]:
+    """``--cfg-options`` items that keep a dataset's flow cache under
+    ``data_root`` (``<data_root>/flow_cache``, videos found under
+    ``data_root``); none if its effective pipeline has no ``ComputeFlow``.
+
+    Args:
+        dataset_cfg (Mapping): A dataloader's ``dataset`` config.
+        data_root (str): Where the videos are.
+        dataset (str): The config key of ``dataset_cfg``. Defaults to
+            ``'train_dataloader.dataset'``.
+
+    Returns:
+        dict: ``{key: value}``, for ``Config.merge_from_dict`` or as
+        ``key=value`` items of ``--cfg-options``.
+    """
+    if find_transform(effective_pipeline(dataset_cfg), 'ComputeFlow',
+                      required=False) is None:
+        return {}
+    return {edit_key('ComputeFlow', 'cache_dir', dataset):
+            osp.join(data_root, 'flow_cache'),
+            edit_key('ComputeFlow', 'data_root', dataset): data_root}
