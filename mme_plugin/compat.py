@@ -11,10 +11,10 @@ covered by a test in ``tests/test_compat.py`` that fails without it.
 2. :func:`patch_checkpoint_loader` - mmengine 0.10.7 calls ``torch.load`` with
    torch's default ``weights_only=True`` (torch >= 2.6), which rejects
    mmengine's own ``HistoryBuffer`` objects: resume, ``load_from``,
-   ``tools/test.py CKPT`` and ``Pretrained`` init fail. The local scheme
-   loads with the restricted unpickler and an allow-list of what legitimate
-   checkpoints hold, refusing anything else unless the user opts in
-   (:mod:`mme_plugin.engine.safe_load`).
+   ``tools/test.py CKPT`` and ``Pretrained`` init fail. Every scheme
+   (local and remote) loads with this project's restricted unpickler, which
+   can build only tensors and plain data, and refuses truncated files and
+   non-finite weights (:mod:`mme_plugin.engine.safe_load`).
 3. :func:`patch_cpu_distributed` - mmengine's ``init_dist('pytorch')`` calls
    ``torch.cuda.set_device`` unconditionally and the runner wraps models with
    ``DistributedDataParallel(device_ids=[LOCAL_RANK])``; both fail on a
@@ -112,10 +112,61 @@ def _load_local(filename: str, map_location: Any = None) -> Any:
     return safe_torch_load(filename, map_location=map_location)
 
 
+class _SafeTorchProxy(types.ModuleType):
+    """``torch`` as mmengine's checkpoint modules see it: ``load`` is the
+    safe loader, every other attribute is torch's own."""
+
+    def __init__(self) -> None:
+        super().__init__('torch')
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(torch, name)
+
+    @staticmethod
+    def load(f: Any, map_location: Any = None, *args: Any,
+             **kwargs: Any) -> Any:
+        """Safe load of what mmengine's remote schemes fetched."""
+        from mme_plugin.engine.safe_load import safe_torch_load
+        return safe_torch_load(f, map_location=map_location)
+
+
+def _load_url(url: str, model_dir: Any = None, map_location: Any = None,
+              progress: bool = True, **kwargs: Any) -> Any:
+    """mmengine's ``load_url`` (used by the ``http(s)://``, ``open-mmlab://``
+    and ``torchvision://`` schemes), loading with the safe loader.
+
+    torch's ``load_state_dict_from_url``, which mmengine calls, unpickles
+    with ``weights_only=False``: a checkpoint URL could run code.
+    """
+    from urllib.parse import urlparse
+
+    from torch.hub import download_url_to_file, get_dir
+
+    from mme_plugin.engine.safe_load import safe_torch_load
+    model_dir = model_dir or os.path.join(get_dir(), 'checkpoints')
+    os.makedirs(model_dir, exist_ok=True)
+    cached = os.path.join(model_dir, os.path.basename(urlparse(url).path))
+    if not os.path.exists(cached):
+        download_url_to_file(url, cached, None, progress=progress)
+    return safe_torch_load(cached, map_location=map_location)
+
+
 def patch_checkpoint_loader() -> None:
-    """Re-register mmengine's local checkpoint scheme with the safe loader."""
-    from mmengine.runner.checkpoint import CheckpointLoader
-    CheckpointLoader.register_scheme(prefixes='', force=True)(_load_local)
+    """Every mmengine checkpoint scheme loads through the safe loader.
+
+    The local scheme is re-registered with :func:`_load_local`; the URL
+    schemes download with torch's downloader and load with
+    :func:`_load_url`; the others (``s3://``/petrel, ``pavi://``) call
+    ``torch.load`` inside ``mmengine.runner.checkpoint``, which gets a
+    ``torch`` whose ``load`` is
+    :func:`~mme_plugin.engine.safe_load.safe_torch_load`.
+    """
+    import mmengine.runner.checkpoint as ckpt_mod
+    ckpt_mod.CheckpointLoader.register_scheme(
+        prefixes='', force=True)(_load_local)
+    ckpt_mod.load_url = _load_url
+    if not isinstance(ckpt_mod.torch, _SafeTorchProxy):
+        ckpt_mod.torch = _SafeTorchProxy()
 
 
 def _init_dist_pytorch_cpu_aware(backend: str = 'nccl',

@@ -99,7 +99,7 @@ def test_opt_in_loads_an_unlisted_object_with_a_warning(tmp_path,
     with pytest.raises(UnsafeCheckpointError, match='datetime.date'):
         safe_torch_load(str(path))
     monkeypatch.setenv(TRUST_ENV, '1')
-    with pytest.warns(UserWarning, match='weights_only=False'):
+    with pytest.warns(UserWarning, match='full unpickling'):
         assert safe_torch_load(str(path))['when'].year == 2023
 
 
@@ -126,3 +126,89 @@ def test_legitimate_checkpoints_load(tmp_path):
                 'meta': {'dtype': np.dtype('float32')}}, ours)
     loaded = safe_torch_load(str(ours))
     assert loaded['message_hub']['log_scalars']['loss'].current() == 0.5
+
+
+def _training_checkpoint():
+    """What mmengine's runner saves, with a message hub of log buffers."""
+    import numpy as np
+    from mmengine.logging import MessageHub
+    hub = MessageHub.get_instance('test_safe_load_plain')
+    hub.update_scalar('train/loss', 0.75)
+    hub.update_scalar('train/loss', np.float64(0.25))
+    hub.update_info('iter', 4)
+    model = torch.nn.Linear(3, 2)
+    opt = torch.optim.AdamW(model.parameters())
+    model(torch.ones(1, 3)).sum().backward()
+    opt.step()
+    return {'meta': {'epoch': 1, 'iter': 4, 'seed': 0},
+            'state_dict': model.state_dict(), 'optimizer': opt.state_dict(),
+            'message_hub': hub.state_dict()}
+
+
+def test_project_checkpoints_need_no_allow_list(tmp_path):
+    """What the project writes loads with torch's default restricted
+    unpickler and nothing added; the loader restores the log buffers."""
+    from mmengine.logging import HistoryBuffer
+
+    from mme_plugin.engine.safe_checkpoint import atomic_save_checkpoint
+    path = tmp_path / 'epoch_1.pth'
+    atomic_save_checkpoint(_training_checkpoint(), str(path))
+    plain = torch.load(str(path), weights_only=True)  # no extra globals
+    assert not isinstance(
+        plain['message_hub']['log_scalars']['train/loss'], HistoryBuffer)
+    buf = safe_torch_load(str(path))['message_hub']['log_scalars'][
+        'train/loss']
+    assert isinstance(buf, HistoryBuffer)
+    assert buf.current() == 0.25 and buf.mean() == 0.5
+    assert buf.data[1].tolist() == [1, 1]
+
+
+def test_truncated_checkpoints_name_the_file(tmp_path):
+    from mme_plugin.engine.safe_load import IncompleteCheckpointError
+    for legacy in (False, True):
+        path = tmp_path / f'cut_{legacy}.pth'
+        torch.save(_training_checkpoint(), path,
+                   _use_new_zipfile_serialization=not legacy)
+        data = path.read_bytes()
+        for keep in (len(data) // 2, len(data) - 30, 10):
+            path.write_bytes(data[:keep])
+            with pytest.raises(IncompleteCheckpointError,
+                               match='incomplete or corrupt') as info:
+                safe_torch_load(str(path))
+            assert str(path) in str(info.value)
+            assert f'{keep} bytes' in str(info.value)
+
+
+def test_nonfinite_weights_are_refused_but_logged_nan_is_not(tmp_path):
+    from mme_plugin.engine.safe_load import NonFiniteCheckpointError
+    ckpt = _training_checkpoint()
+    ckpt['message_hub']['log_scalars']['train/loss'].update(float('nan'))
+    ok = tmp_path / 'ok.pth'
+    torch.save(ckpt, ok)
+    assert safe_torch_load(str(ok))['meta']['iter'] == 4
+    for where in ('state_dict', 'optimizer'):
+        bad = _training_checkpoint()
+        if where == 'state_dict':
+            bad['state_dict']['weight'][0, 1] = float('nan')
+            name = 'state_dict.weight'
+        else:
+            bad['optimizer']['state'][0]['exp_avg'][0, 0] = float('inf')
+            name = 'optimizer.state.0.exp_avg'
+        path = tmp_path / f'{where}.pth'
+        torch.save(bad, path)
+        with pytest.raises(NonFiniteCheckpointError) as info:
+            safe_torch_load(str(path))
+        assert str(path) in str(info.value) and name in str(info.value)
+        assert 'state_dict.bias' not in str(info.value)
+
+
+def test_test_tool_names_a_truncated_checkpoint(synthetic_root, tmp_path):
+    path = tmp_path / 'half.pth'
+    torch.save(_training_checkpoint(), path)
+    path.write_bytes(path.read_bytes()[:300])
+    out = _run(['tools/test.py', FINETUNE, str(path), '--work-dir',
+                str(tmp_path / 'w'), '--cfg-options', *FAST_LOADER,
+                *data_options(synthetic_root)])
+    assert out.returncode != 0
+    assert 'incomplete or corrupt' in out.stderr and str(path) in out.stderr
+    assert 'Traceback' not in out.stderr

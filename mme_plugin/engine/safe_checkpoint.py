@@ -72,6 +72,10 @@ def atomic_save_checkpoint(checkpoint: dict,
             paths.
         backend_args (dict, optional): Passed to mmengine for remote paths.
     """
+    # Log buffers as plain data: the file then needs nothing beyond tensors
+    # and plain data to load (mme_plugin.engine.plain_state).
+    from .plain_state import plain_message_hub
+    checkpoint = plain_message_hub(checkpoint)
     if '://' in str(filename) or file_client_args or backend_args:
         return _ORIG['save_checkpoint'](checkpoint, filename,
                                         file_client_args, backend_args)
