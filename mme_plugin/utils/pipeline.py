@@ -9,6 +9,8 @@ such as ``mmaction.`` is ignored).
 import os.path as osp
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
+from .config_checks import ConfigCheckError, check_transform_arguments
+
 __all__ = ['transform_type', 'find_transform', 'transform_index',
            'pipeline_key', 'pipeline_option', 'edit_transform',
            'apply_pipeline_edits', 'effective_pipeline', 'edit_key',
@@ -75,7 +77,7 @@ def edit_transform(pipeline: List[Dict], type_name: str,
 
 
 def apply_pipeline_edits(pipeline: List, edits: Optional[Mapping],
-                         where: str = 'dataset') -> List:
+                         where: str = 'dataset', log: bool = True) -> List:
     """Apply ``{type name: {key: value}}`` edits to a pipeline's transforms.
 
     Configs use this (through the datasets' ``pipeline_edits`` argument) to
@@ -91,14 +93,19 @@ def apply_pipeline_edits(pipeline: List, edits: Optional[Mapping],
         edits (Mapping, optional): Type name -> keys to set. None or empty:
             the pipeline is returned unchanged.
         where (str): Named in errors and the log (e.g. the annotation file).
+        log (bool): Log each changed value. Defaults to True.
 
     Returns:
         list: A copy with the edits applied (``pipeline`` itself when there
         are none).
 
     Raises:
-        ValueError: An edited type is absent or appears more than once, its
-            step is not a config dict, or an edit is not a dict of keys.
+        ConfigCheckError: (a ``ValueError``) An edited type is absent or
+            appears more than once, its step is not a config dict, an edit
+            is not a dict of keys, or it sets an argument the transform
+            does not accept or a value of a type its signature rules out
+            (:func:`~mme_plugin.utils.config_checks.
+            check_transform_arguments`).
     """
     if not edits:
         return pipeline
@@ -106,25 +113,30 @@ def apply_pipeline_edits(pipeline: List, edits: Optional[Mapping],
     changes = []
     for type_name, updates in edits.items():
         if not isinstance(updates, Mapping):
-            raise ValueError(
+            raise ConfigCheckError(
                 f'{where}: pipeline_edits.{type_name} must be a dict of '
                 f'arguments, got {updates!r}')
         try:
             i = transform_index(out, type_name)
         except KeyError as e:
-            raise ValueError(
+            raise ConfigCheckError(
                 f'{where}: pipeline_edits names {type_name}: '
                 f'{e.args[0]}') from None
         if not isinstance(out[i], Mapping):
-            raise ValueError(
+            raise ConfigCheckError(
                 f'{where}: pipeline_edits.{type_name}: step {i} is a built '
                 'transform, not a config dict; edit it before building')
         step = dict(out[i])
+        check_transform_arguments(
+            updates.get('type', step['type']), updates,
+            lambda arg, t=type_name: f'pipeline_edits.{t}.{arg}', where)
         for key, value in updates.items():
             changes.append(f'{type_name}.{key}: {step.get(key, "<unset>")!r}'
                            f' -> {value!r}')
             step[key] = value
         out[i] = step
+    if not log:
+        return out
     try:
         from mmengine.logging import print_log
         print_log(f'{where}: pipeline_edits applied: ' + '; '.join(changes),
@@ -134,7 +146,7 @@ def apply_pipeline_edits(pipeline: List, edits: Optional[Mapping],
     return out
 
 
-def effective_pipeline(dataset_cfg: Mapping) -> List:
+def effective_pipeline(dataset_cfg: Mapping, log: bool = True) -> List:
     """The pipeline a dataset config will run: its ``pipeline`` with its
     ``pipeline_edits`` applied (what :class:`CheckedVideoDataset` and
     :class:`RepeatAugVideoDataset` build). Tools that inspect a config's
@@ -142,13 +154,15 @@ def effective_pipeline(dataset_cfg: Mapping) -> List:
 
     Args:
         dataset_cfg (Mapping): A dataloader's ``dataset`` config.
+        log (bool): Log the edits. Defaults to True.
 
     Returns:
         list: Transform configs (copies where edited).
     """
     return apply_pipeline_edits(list(dataset_cfg['pipeline']),
                                 dataset_cfg.get('pipeline_edits'),
-                                str(dataset_cfg.get('ann_file', 'dataset')))
+                                str(dataset_cfg.get('ann_file', 'dataset')),
+                                log)
 
 
 def edit_key(type_name: str, key: str,

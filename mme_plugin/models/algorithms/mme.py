@@ -7,6 +7,7 @@ from torch import Tensor
 
 from mme_plugin.ops.flow_reliability import REJECT_REASONS
 from mme_plugin.registry import MODELS
+from mme_plugin.utils.config_checks import check_mme_weights
 
 from ..losses.mme_loss import NoValidTargetsError
 from ..targets import MMETarget, stack_samples
@@ -69,6 +70,9 @@ class MME(BaseModel):
             data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.backbone = MODELS.build(backbone)
         decoder, loss = dict(decoder), dict(loss)
+        # finite, >= 0, not all 0: error naming the key (model.targets.X.
+        # weight or model.loss.weights.X) before the targets are built
+        check_mme_weights(targets, loss)
         self.targets = self._build_targets(targets, decoder, loss,
                                            pixel_norm, hog_target)
         derived = self.head_dims
