@@ -97,18 +97,26 @@ def decode_table(rep: Dict) -> str:
 
 def hog_table(rep: Dict) -> str:
     """HOG along the trajectories: worker vs training device."""
-    peak = rep['device_peak_mib']
-    peak = '-' if peak is None else f'{peak:.0f}'
+    def mib(v):
+        return '-' if v is None else f'{v:.0f}'
+    runs = rep.get('device_runs') or {
+        'PointHOG, PyTorch': dict(ms_per_clip=rep['device_ms_per_clip'],
+                                  peak_mib=rep['device_peak_mib'])}
+    diff = rep['max_abs_diff']
+    diff = ', '.join(f'{k} {v:.1e}' for k, v in diff.items()) \
+        if isinstance(diff, dict) else f'{diff:.1e}'
+    peak_kind = 'peak device memory' if 'cuda' in str(rep['device']) or \
+        'GPU' in str(rep['device']) else 'peak RSS rise'
     return '\n'.join([
         f"Machine: {rep['machine']}; device {rep['device']}; torch "
         f"{rep['torch']}; device batch {rep['batch']} clips.", '',
-        '| where | ms per clip | peak device memory (MiB) |',
+        f'| where | ms per clip | {peak_kind} per batch (MiB) |',
         '|---|---|---|',
         f"| worker (ComputeHOG, NumPy, 1 thread) | "
-        f"{rep['worker_ms_per_clip']:.0f} | - |",
-        f"| device (PointHOG, PyTorch) | {rep['device_ms_per_clip']:.0f} | "
-        f'{peak} |', '',
-        f"Largest difference between the two: {rep['max_abs_diff']:.1e}."])
+        f"{rep['worker_ms_per_clip']:.0f} | - |"] + [
+        f"| device: {name} | {r['ms_per_clip']:.0f} | "
+        f"{mib(r['peak_mib'])} |" for name, r in runs.items()] + [
+        '', f'Largest differences: {diff}.'])
 
 
 def main() -> None:

@@ -108,7 +108,7 @@ def test_amp_recipe_falls_back_to_fp32_only_without_an_accelerator(
     on_gpu = cfg()
     assert not amp_fallback_without_accelerator(on_gpu)
     assert on_gpu.optim_wrapper.type == 'AmpOptimWrapper'
-    assert on_gpu.optim_wrapper.loss_scale == 'dynamic'
+    assert on_gpu.optim_wrapper.loss_scale == 'auto'  # resolve_amp_dtype
     monkeypatch.setattr(mmengine.device, 'get_device', lambda: 'cpu')
     on_cpu = cfg()
     with pytest.warns(UserWarning, match='trains in fp32'):

@@ -158,3 +158,34 @@ def test_build_targets_without_any_hog_input_names_both_transforms():
         BuildMMETargets(patch_size=16, min_valid_fraction=0)(dict(
             traj_positions=pos, traj_valid=np.ones((1, 2, 2), bool),
             traj_grid_step=8))
+
+
+def test_point_windows_equal_cell_maps_and_masked_tokens_equal_all():
+    """The point-window HOG equals the per-pixel maps sampled at the points,
+    and PointHOG(token_idx) the selected tokens of the full result."""
+    import torch
+
+    from mme_plugin.models import PointHOG
+    from mme_plugin.ops import hog_at_points, hog_cell_maps
+    frames = torch.from_numpy(_textured_frames(4, 32, seed=4))
+    rng = np.random.default_rng(5)
+    pts = torch.from_numpy(rng.uniform(-3, 35, (4, 4, 4, 2)).astype(
+        np.float32))
+    got = hog_at_points(frames, pts, chunk=3)
+    maps = hog_cell_maps(frames).permute(0, 2, 3, 1).numpy()
+    from mme_plugin.datasets.transforms import sample_bilinear
+    ref = np.stack([sample_bilinear(maps[i], pts[i].numpy())
+                    for i in range(4)])
+    np.testing.assert_allclose(got.numpy(), ref, atol=1e-6)
+    # 2 tubes x 2 steps of 32 x 32 frames, patch 16: 8 tokens
+    fr = frames.reshape(1, 2, 2, 32, 32, 3)
+    grid = torch.stack(torch.meshgrid(torch.arange(4) * 8. + 4,
+                                      torch.arange(4) * 8. + 4,
+                                      indexing='xy'), -1)
+    p = (grid + torch.from_numpy(rng.normal(0, 1, (1, 2, 2, 4, 4, 2)))
+         ).float()
+    hog = PointHOG(chunk=2)
+    full = hog(fr, p, 16)
+    idx = torch.tensor([[1, 2, 4, 7]])
+    torch.testing.assert_close(hog(fr, p, 16, token_idx=idx),
+                               full[:, idx[0]])

@@ -15,7 +15,10 @@ max_epochs = 30
 optim_wrapper = dict(
     _delete_=True,
     type='AmpOptimWrapper',
-    loss_scale='dynamic',
+    # bf16 where the GPU supports it, else fp16 with a dynamic loss scale
+    # (mme_plugin.utils.amp.resolve_amp_dtype; logged at start)
+    dtype='auto',
+    loss_scale='auto',
     optimizer=dict(type='AdamW', lr=1e-3, betas=(0.9, 0.999),
                    weight_decay=0.0))
 param_scheduler = [

@@ -5,9 +5,16 @@
 max_epochs = 75
 warmup_epochs = 5
 base_lr = 1e-3
+# AMP precision, chosen at start (mme_plugin/utils/amp.py, logged): 'auto'
+# = bf16 without loss scaling where the GPU supports it (A100, H100, ...),
+# else fp16 with a dynamic loss scale (V100: an overflowing step is skipped).
+# fp16 without a scaler is refused (most gradients underflow to 0). To pin:
+# dtype='float16', loss_scale='dynamic' or dtype='bfloat16'. On a CPU the
+# recipe trains in fp32.
 optim_wrapper = dict(
     type='AmpOptimWrapper',
-    loss_scale='dynamic',
+    dtype='auto',
+    loss_scale='auto',
     optimizer=dict(type='AdamW', lr=base_lr, betas=(0.9, 0.999),
                    weight_decay=0.05),
     constructor='LearningRateDecayOptimizerConstructor',

@@ -2,13 +2,20 @@
 # (0.9, 0.95), wd 0.05 (none on norms, biases, position table, mask token),
 # base lr 1.5e-4 per 256 samples -> 6e-4 at the total batch of 1024, scaled
 # to the real batch by auto_scale_lr; 40 warmup epochs, per-iteration cosine
-# to 1e-5 per 256 (ratio 1/15). AMP (fp16, dynamic loss scale) on GPUs.
+# to 1e-5 per 256 (ratio 1/15). AMP on GPUs (bf16, or fp16 + loss scale).
 max_epochs = 800
 warmup_epochs = 40
 
+# AMP precision, chosen at start (mme_plugin/utils/amp.py, logged): 'auto'
+# = bf16 without loss scaling where the GPU supports it (A100, H100, ...),
+# else fp16 with a dynamic loss scale (V100: an overflowing step is skipped).
+# fp16 without a scaler is refused (most gradients underflow to 0). To pin:
+# dtype='float16', loss_scale='dynamic' or dtype='bfloat16'. On a CPU the
+# recipe trains in fp32.
 optim_wrapper = dict(
     type='AmpOptimWrapper',
-    loss_scale='dynamic',
+    dtype='auto',
+    loss_scale='auto',
     optimizer=dict(
         type='AdamW', lr=1.5e-4 * 1024 / 256, betas=(0.9, 0.95),
         weight_decay=0.05),

@@ -16,8 +16,12 @@ class TubeMasking(BaseTransform):
 
     ``int(ratio * patches_per_frame)`` patches are masked per frame (release:
     0.7 -> 137 of 196, i.e. 1096 masked / 472 visible tokens for 16x224x224).
-    Added key ``mask``: bool tensor ``[tokens]`` in ``(t, h, w)`` order, True
-    = masked (hidden from the encoder, predicted by the decoder).
+    Added keys: ``mask``, bool tensor ``[tokens]`` in ``(t, h, w)`` order,
+    True = masked (hidden from the encoder, predicted by the decoder); and
+    its sorted int64 token indices ``visible_idx`` ``[N_visible]`` and
+    ``masked_idx`` ``[N_masked]``, the same count in every sample, which the
+    model selects tokens with (a ``gather``, no host sync on the GPU;
+    :mod:`mme_plugin.ops.mask_index`).
 
     Args:
         mask_ratio (float): Fraction of patches masked. Defaults to 0.7
@@ -43,7 +47,10 @@ class TubeMasking(BaseTransform):
         num_masked = int(self.mask_ratio * per_frame)
         frame_mask = np.zeros(per_frame, bool)
         frame_mask[np.random.permutation(per_frame)[:num_masked]] = True
-        results['mask'] = torch.from_numpy(np.tile(frame_mask, nt))
+        mask = np.tile(frame_mask, nt)
+        results['mask'] = torch.from_numpy(mask)
+        results['visible_idx'] = torch.from_numpy(np.flatnonzero(~mask))
+        results['masked_idx'] = torch.from_numpy(np.flatnonzero(mask))
         return results
 
     def __repr__(self) -> str:

@@ -1,10 +1,10 @@
 """The MME encoder: mmaction's ``VisionTransformer`` plus a masked forward."""
 from typing import Optional
 
-import torch
 from mmaction.models.backbones.vit_mae import VisionTransformer
 from torch import Tensor
 
+from mme_plugin.ops.mask_index import gather_tokens, indices_from_mask
 from mme_plugin.registry import MODELS
 
 from .sdpa_attention import use_sdpa_attention
@@ -55,37 +55,42 @@ class MMEVisionTransformer(VisionTransformer):
     def _final_norm(self, x: Tensor) -> Tensor:
         return self.fc_norm(x) if self.fc_norm is not None else self.norm(x)
 
-    def forward(self, x: Tensor, mask: Optional[Tensor] = None) -> Tensor:
-        """Encode a clip; with ``mask``, only its visible tokens.
+    def forward(self, x: Tensor, mask: Optional[Tensor] = None,
+                visible_idx: Optional[Tensor] = None) -> Tensor:
+        """Encode a clip; with ``mask`` or ``visible_idx``, only its visible
+        tokens.
 
         Args:
             x (Tensor): ``[B, C, T, H, W]`` clip.
             mask (Tensor, optional): ``[B, N]`` bool, True = masked (dropped);
                 every sample must mask the same number of tokens (tube
-                masking does). Without it: mmaction's forward (pooled
-                feature, or feature map).
+                masking does). Costs a host sync; ``visible_idx`` does not.
+            visible_idx (Tensor, optional): ``[B, N_visible]`` int64 sorted
+                indices of the visible tokens (``TubeMasking``); takes
+                precedence over ``mask``. Without either: mmaction's forward
+                (pooled feature, or feature map).
 
         Returns:
             Tensor: ``[B, N_visible, C]`` normalised visible tokens with a
             mask; otherwise what mmaction's ``VisionTransformer`` returns.
         """
-        if mask is None:
+        if mask is None and visible_idx is None:
             return super().forward(x)
-        b, _, t, h, w = x.shape
+        _, _, t, h, w = x.shape
         if (h // self.patch_size, w // self.patch_size) != self.grid_size:
             raise ValueError(f'masked forward needs {self.grid_size} patches '
                              f'per frame, got input {h}x{w}')
         x = self.patch_embed(x)[0]  # [B, N, C]
-        if mask.shape != x.shape[:2]:
-            raise ValueError(f'mask {tuple(mask.shape)} does not match the '
-                             f'{tuple(x.shape[:2])} tokens')
+        if visible_idx is None:
+            if mask.shape != x.shape[:2]:
+                raise ValueError(f'mask {tuple(mask.shape)} does not match '
+                                 f'the {tuple(x.shape[:2])} tokens')
+            visible_idx = indices_from_mask(mask)[0]
+        elif visible_idx.shape[0] != x.shape[0]:
+            raise ValueError(f'visible_idx {tuple(visible_idx.shape)} does '
+                             f'not match the {tuple(x.shape[:2])} tokens')
         x = x + self.pos_embed.to(x.dtype)
-        num_vis = int((~mask[0]).sum())
-        if not torch.equal((~mask).sum(1), torch.full_like(mask[:, 0], num_vis,
-                                                           dtype=torch.long)):
-            raise ValueError('every sample must have the same number of '
-                             'visible tokens (use tube masking)')
-        x = x[~mask].reshape(b, num_vis, -1)
+        x = gather_tokens(x, visible_idx)
         x = self.pos_drop(x)
         for blk in self.blocks:
             x = blk(x)

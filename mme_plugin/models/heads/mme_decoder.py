@@ -16,6 +16,7 @@ from mmcv.cnn import build_norm_layer
 from mmengine.model import BaseModule, ModuleList
 from torch import Tensor, nn
 
+from mme_plugin.ops.mask_index import gather_tokens, indices_from_mask
 from mme_plugin.registry import MODELS
 
 from ..backbones.sdpa_attention import use_sdpa_attention
@@ -102,22 +103,36 @@ class MMEDecoder(BaseModule):
         super().init_weights()
         nn.init.trunc_normal_(self.mask_token, std=0.02)
 
-    def forward(self, visible: Tensor, mask: Tensor) -> Dict[str, Tensor]:
+    def forward(self,
+                visible: Tensor,
+                mask: Optional[Tensor] = None,
+                visible_idx: Optional[Tensor] = None,
+                masked_idx: Optional[Tensor] = None) -> Dict[str, Tensor]:
         """Decode.
 
         Args:
             visible (Tensor): ``[B, N_vis, C_enc]`` encoder output.
-            mask (Tensor): ``[B, N]`` bool, True = masked.
+            mask (Tensor, optional): ``[B, N]`` bool, True = masked; used
+                when the indices are not given (costs a host sync).
+            visible_idx (Tensor, optional): ``[B, N_vis]`` sorted int64
+                indices of the visible tokens (``TubeMasking``).
+            masked_idx (Tensor, optional): ``[B, N_masked]`` sorted int64
+                indices of the masked tokens.
 
         Returns:
             dict[str, Tensor]: ``[B, N_masked, D]`` per head, masked tokens in
             increasing token index (the order of ``target[mask]``).
         """
+        if visible_idx is None or masked_idx is None:
+            if mask is None:
+                raise ValueError('MMEDecoder needs the mask or the visible '
+                                 'and masked token indices')
+            visible_idx, masked_idx = indices_from_mask(mask)
         b = visible.shape[0]
         x = self.encoder_to_decoder(visible)
         pos = self.pos_embed.expand(b, -1, -1).to(x.dtype)
-        pos_vis = pos[~mask].reshape(b, -1, x.shape[-1])
-        pos_mask = pos[mask].reshape(b, -1, x.shape[-1])
+        pos_vis = gather_tokens(pos, visible_idx)
+        pos_mask = gather_tokens(pos, masked_idx)
         num_mask = pos_mask.shape[1]
         x = torch.cat([x + pos_vis, self.mask_token.to(x.dtype) + pos_mask],
                       dim=1)

@@ -33,6 +33,10 @@ class MMELoss(nn.Module):
         release_compat (bool): Released reduction. Defaults to False.
     """
 
+    #: Raise at once for an empty target on the CPU (False: the
+    #: accelerator schedule, the model's deferred check; tests).
+    eager_cpu_check = True
+
     def __init__(self, weights: Dict[str, float] = dict(traj=1.0, hog=1.0),
                  release_compat: bool = False) -> None:
         super().__init__()
@@ -67,12 +71,16 @@ class MMELoss(nn.Module):
                 valid = torch.ones_like(err, dtype=torch.bool)
             valid = valid.to(err.dtype)
             num_valid = valid.sum()
-            if num_valid == 0:
+            # On the CPU checked here; on an accelerator (where reading it
+            # is a host sync) the MME model checks it every few batches, and
+            # an empty batch gives 0 instead of 0 / 0 meanwhile.
+            if self.eager_cpu_check and num_valid.device.type == 'cpu' \
+                    and num_valid == 0:
                 raise NoValidTargetsError(
                     f'no masked token of this batch has a valid {name} '
                     'target; refusing to train on an empty target (the '
                     'release silently does). Check the flow / cache.')
-            denom = torch.tensor(float(err.numel()), device=err.device) \
-                if self.release_compat else num_valid
+            denom = err.new_full((), float(err.numel())) \
+                if self.release_compat else num_valid.clamp(min=1)
             losses[f'loss_{name}'] = weight * (err * valid).sum() / denom
         return losses
