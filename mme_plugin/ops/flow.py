@@ -4,7 +4,8 @@ The release computes Farneback flow offline with a CUDA OpenCV binary,
 stores it as uint8-quantized lossy mp4 and forgets to de-quantize it when
 reading (release spec sections 2.1 and 8.1). Here flow is computed in float
 pixels by a backend registered in ``TASK_UTILS`` (OpenCV Farneback at the
-release's settings, DIS), so a GPU flow model can replace it: a backend is
+release's settings, DIS, or the same Farneback in PyTorch:
+``TorchFarnebackFlow``), so a GPU flow model can replace it: a backend is
 any callable ``(prev, next) -> HxWx2 float32`` on uint8 RGB frames. The
 ``ComputeFlow`` transform runs it on every tube; :mod:`mme_plugin.io` keeps
 a lossless cache of its output.
@@ -14,11 +15,13 @@ from typing import Sequence
 
 import cv2
 import numpy as np
+import torch
 
 from mme_plugin.registry import TASK_UTILS
+from .farneback_torch import farneback_flow
 
-__all__ = ['FarnebackFlow', 'DISFlow', 'build_flow_backend', 'resize_flow',
-           'to_full_res']
+__all__ = ['FarnebackFlow', 'DISFlow', 'TorchFarnebackFlow',
+           'build_flow_backend', 'resize_flow', 'to_full_res']
 
 
 def _to_gray(img: np.ndarray, scale: float) -> np.ndarray:
@@ -184,6 +187,78 @@ class DISFlow(_FlowBackend):
         state = dict(vars(self))
         state['_dis'] = None
         return state
+
+
+@TASK_UTILS.register_module()
+class TorchFarnebackFlow(_FlowBackend):
+    """Farneback flow by the PyTorch kernel
+    :func:`~mme_plugin.ops.farneback_torch.farneback_flow`.
+
+    The same algorithm, parameters (defaults: the release's, as
+    :class:`FarnebackFlow`) and level clamping as :class:`FarnebackFlow`;
+    its flow agrees with OpenCV's to float rounding (``docs/benchmarks.md``,
+    "Farneback in PyTorch vs OpenCV"). :meth:`chain` computes all pairs of
+    a tube in one batch. On the CPU it is slower than OpenCV; it is the
+    kernel that can move flow onto the training device.
+
+    Args:
+        scale (float): See :class:`_FlowBackend`. Defaults to 1.0.
+        levels (int): Pyramid levels. Defaults to 5.
+        pyr_scale (float): Pyramid scale. Defaults to 0.5.
+        winsize (int): Averaging window. Defaults to 13.
+        iterations (int): Iterations per level. Defaults to 10.
+        poly_n (int): Pixel neighbourhood of the polynomial. Defaults to 5.
+        poly_sigma (float): Gaussian sigma of the polynomial. Defaults to 1.1.
+        gaussian (bool): Gaussian window (OpenCV's
+            ``OPTFLOW_FARNEBACK_GAUSSIAN``). Defaults to False, as the
+            release.
+        device (str): Torch device to compute on (not part of the cache
+            tag: every device gives the same flow to float rounding).
+            Defaults to ``'cpu'``.
+    """
+
+    def __init__(self, scale: float = 1.0, levels: int = 5,
+                 pyr_scale: float = 0.5, winsize: int = 13,
+                 iterations: int = 10, poly_n: int = 5,
+                 poly_sigma: float = 1.1, gaussian: bool = False,
+                 device: str = 'cpu') -> None:
+        super().__init__(scale)
+        self.levels = levels
+        self.pyr_scale = pyr_scale
+        self.winsize = winsize
+        self.iterations = iterations
+        self.poly_n = poly_n
+        self.poly_sigma = poly_sigma
+        self.gaussian = bool(gaussian)
+        self._device = device
+
+    def _batch(self, prevs: Sequence[np.ndarray],
+               nexts: Sequence[np.ndarray]) -> np.ndarray:
+        """Flows of gray uint8 pairs, ``[N, H, W, 2]`` float32."""
+        shape = np.shape(prevs[0])
+        # The same level clamp as FarnebackFlow.
+        levels = max(1, min(self.levels,
+                            int(np.log(min(shape) / 8) /
+                                np.log(1 / self.pyr_scale)) + 1))
+        a = torch.from_numpy(np.stack(prevs)).to(self._device)
+        b = torch.from_numpy(np.stack(nexts)).to(self._device)
+        flow = farneback_flow(a, b, self.pyr_scale, levels, self.winsize,
+                              self.iterations, self.poly_n, self.poly_sigma,
+                              self.gaussian)
+        return flow.float().cpu().numpy()
+
+    def _flow(self, prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
+        return self._batch([prev], [nxt])[0]
+
+    def chain(self, frames: Sequence[np.ndarray],
+              full_res: bool = True) -> np.ndarray:
+        """As :meth:`_FlowBackend.chain`, all pairs in one batch."""
+        grays = [_to_gray(f, self.scale) for f in frames]
+        flows = self._batch(grays[:-1], grays[1:])
+        if full_res:
+            shape = np.shape(frames[0])[:2]
+            flows = np.stack([to_full_res(f, shape) for f in flows])
+        return flows
 
 
 def build_flow_backend(cfg) -> _FlowBackend:
