@@ -19,8 +19,10 @@ covered by a test in ``tests/test_compat.py`` that fails without it.
    ``torch.cuda.set_device`` unconditionally and the runner wraps models with
    ``DistributedDataParallel(device_ids=[LOCAL_RANK])``; both fail on a
    CPU-only torch. Without CUDA we use the gloo backend, skip ``set_device``
-   and give DDP ``device_ids=None`` for CPU modules. CUDA machines are
-   untouched.
+   and give DDP ``device_ids=None`` for CPU modules, only when
+   ``MME_ALLOW_CPU_DIST=1`` opts in: otherwise the launch fails naming
+   torch's build and the fix (:mod:`mme_plugin.utils.cuda_setup`). CUDA
+   machines are untouched.
 4. :func:`patch_checkpoint_safety` - mmengine deletes the oldest kept
    checkpoint before writing the new one, writes in place and resumes from
    whatever ``last_checkpoint`` names; ``max_keep_ckpts=None`` raises a
@@ -29,6 +31,17 @@ covered by a test in ``tests/test_compat.py`` that fails without it.
    checkpoints non-strictly and only logs what did not load, so a wrong
    checkpoint trains from scratch or tests at chance with exit code 0. See
    :mod:`mme_plugin.engine.checkpoint_fit`.
+6. :func:`patch_workdir_lock` - two runs started in one work dir both ran
+   and overwrote each other's checkpoints. ``Runner.train`` now holds a lock
+   file in the work dir and refuses a second run. See
+   :mod:`mme_plugin.engine.workdir_lock`.
+7. :func:`patch_resource_checks` - under the usual ``ulimit -n`` of 1024
+   the dataloader ran out of open files and hung, and a container's 64 MB
+   ``/dev/shm`` failed at the first batch. Building the train loop now
+   raises the soft open-file limit to the hard one and fails early when
+   ``/dev/shm`` is too small; ``prefetch_factor`` is dropped from loaders
+   with ``num_workers=0`` (torch refuses it). See
+   :mod:`mme_plugin.utils.resources`.
 """
 import importlib.util
 import os
@@ -40,7 +53,8 @@ import torch
 
 __all__ = [
     'patch_missing_drn', 'patch_checkpoint_loader', 'patch_cpu_distributed',
-    'patch_checkpoint_safety', 'patch_checkpoint_fit', 'apply_all'
+    'patch_checkpoint_safety', 'patch_checkpoint_fit', 'patch_workdir_lock',
+    'patch_resource_checks', 'apply_all'
 ]
 
 _DRN_MODULES = ('mmaction.models.localizers.drn',
@@ -172,8 +186,13 @@ def patch_checkpoint_loader() -> None:
 def _init_dist_pytorch_cpu_aware(backend: str = 'nccl',
                                  init_backend: str = 'torch',
                                  **kwargs: Any) -> None:
-    """mmengine's pytorch launcher init, falling back to gloo without CUDA."""
+    """mmengine's pytorch launcher init, falling back to gloo without CUDA
+    only if ``MME_ALLOW_CPU_DIST=1`` (else
+    :class:`~mme_plugin.utils.cuda_setup.NoCudaError` naming the fix)."""
     import torch.distributed as dist
+
+    from mme_plugin.utils.cuda_setup import require_cuda_for_launcher
+    require_cuda_for_launcher('pytorch')
     if torch.cuda.is_available():
         return _ORIG['init_dist_pytorch'](
             backend, init_backend=init_backend, **kwargs)
@@ -223,6 +242,20 @@ def patch_checkpoint_fit() -> None:
     patch_runner()
 
 
+def patch_workdir_lock() -> None:
+    """One training run per work dir
+    (:mod:`mme_plugin.engine.workdir_lock`)."""
+    from mme_plugin.engine.workdir_lock import patch_runner
+    patch_runner()
+
+
+def patch_resource_checks() -> None:
+    """Open-file limit and ``/dev/shm`` checks when training starts
+    (:mod:`mme_plugin.utils.resources`)."""
+    from mme_plugin.utils.resources import patch_runner
+    patch_runner()
+
+
 def apply_all() -> None:
     """Apply every shim (idempotent)."""
     patch_missing_drn()
@@ -230,3 +263,5 @@ def apply_all() -> None:
     patch_cpu_distributed()
     patch_checkpoint_safety()
     patch_checkpoint_fit()
+    patch_workdir_lock()
+    patch_resource_checks()

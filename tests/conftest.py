@@ -14,6 +14,12 @@ sys.path.insert(0, REPO)
 
 import mme_plugin  # noqa: E402,F401
 
+# The distributed tests run 2 gloo processes on this CPU-only machine: opt in
+# (mme_plugin/utils/cuda_setup.py refuses a CPU launch otherwise; subprocess
+# environments copy this). tests/test_dist_guard.py removes it to test the
+# refusal.
+os.environ.setdefault('MME_ALLOW_CPU_DIST', '1')
+
 # Single-process data loading: fast and deterministic tests on 2 cores.
 FAST_LOADER = [
     f'{split}_dataloader.{key}'

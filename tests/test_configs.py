@@ -74,6 +74,7 @@ def _groups(config):
     model = MODELS.build(cfg.model)
     optim = dict(cfg.optim_wrapper, type='OptimWrapper')
     optim.pop('loss_scale', None)
+    optim.pop('dtype', None)
     wrapper = build_optim_wrapper(model, optim)
     return {
         name: g['lr_scale']

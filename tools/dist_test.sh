@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Distributed testing with torchrun (mmaction2's env interface).
 # Usage: tools/dist_test.sh CONFIG CHECKPOINT GPUS [test.py args...]
-# Env: as tools/dist_train.sh (PYTHON defaults to the project's .venv).
+# Env: as tools/dist_train.sh (PYTHON defaults to the project's .venv;
+# without usable CUDA it fails unless MME_ALLOW_CPU_DIST=1).
 set -e
 CONFIG=$1
 CHECKPOINT=$2

@@ -4,7 +4,9 @@
 # Env: NNODES (1), NODE_RANK (0), MASTER_ADDR (127.0.0.1), PORT (29500),
 #      PYTHON (default: the project's .venv/bin/python if it exists, else
 #      the python on PATH).
-# Without CUDA it runs GPUS CPU processes over gloo (see mme_plugin/compat.py).
+# Without usable CUDA it fails, naming torch's build and the fix; with
+# MME_ALLOW_CPU_DIST=1 it runs GPUS CPU processes over gloo instead (slow,
+# fp32; what the tests do; see mme_plugin/utils/cuda_setup.py).
 set -e
 CONFIG=$1
 GPUS=$2

@@ -3,6 +3,8 @@
 #   [GPUS=16] [GPUS_PER_NODE=8] [CPUS_PER_TASK=10] tools/slurm_train.sh \
 #       PARTITION JOB_NAME CONFIG [train.py args...]
 # PYTHON defaults to the project's .venv/bin/python if it exists.
+# Each task fails at start-up if it sees no usable CUDA (naming torch's
+# build and the fix) unless MME_ALLOW_CPU_DIST=1.
 set -x
 PARTITION=$1
 JOB_NAME=$2

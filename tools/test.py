@@ -17,10 +17,17 @@ sys.path.insert(0, ROOT)
 
 import mme_plugin  # noqa: E402,F401  (applies shims, registers scope)
 from mme_plugin.checkpoint import CheckpointMismatchError  # noqa: E402
-from mme_plugin.engine.safe_load import (UnsafeCheckpointError,  # noqa: E402
+from mme_plugin.engine.nonfinite_hook import NonFiniteError  # noqa: E402
+from mme_plugin.engine.safe_load import (CheckpointLoadError,  # noqa: E402
                                          trust_checkpoints)
 from mme_plugin.utils import (check_path_options,  # noqa: E402
                               exit_after_distributed_run, shutdown_dist)
+from mme_plugin.utils.cfg_options import check_pipeline_options  # noqa: E402
+from mme_plugin.utils.config_checks import (ConfigCheckError,  # noqa: E402
+                                            check_config)
+from mme_plugin.utils.cuda_setup import (NoCudaError,  # noqa: E402
+                                         deterministic_cublas,
+                                         require_cuda_for_launcher)
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
@@ -47,7 +54,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--launcher',
         choices=['none', 'pytorch', 'slurm', 'mpi'],
         default='none',
-        help='job launcher')
+        help='job launcher (pytorch/slurm/mpi need CUDA; set '
+        'MME_ALLOW_CPU_DIST=1 to run distributed on the CPU on purpose)')
     parser.add_argument(
         '--trust-checkpoint',
         action='store_true',
@@ -60,6 +68,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     check_path_options(args.cfg_options)
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
+    # before the config is read: a GPU launch without usable CUDA fails here
+    require_cuda_for_launcher(args.launcher)
     return args
 
 
@@ -75,6 +85,7 @@ def build_config(args: argparse.Namespace) -> Config:
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+        check_pipeline_options(cfg, args.cfg_options)
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:
@@ -89,6 +100,9 @@ def build_config(args: argparse.Namespace) -> Config:
             cfg.test_evaluator = list(cfg.test_evaluator) + [dump_metric]
         else:
             cfg.test_evaluator = [cfg.test_evaluator, dump_metric]
+    # cuBLAS needs its workspace setting before the runner initialises CUDA
+    deterministic_cublas(bool(cfg.get('randomness', {}).get(
+        'deterministic', False)))
     return cfg
 
 
@@ -97,6 +111,7 @@ def run(cfg: Config) -> Dict:
     checkpoint must fit the model completely (classifier included), else
     :class:`~mme_plugin.checkpoint.CheckpointMismatchError` names the keys
     and the conversion command (:mod:`mme_plugin.engine.checkpoint_fit`)."""
+    check_config(cfg, ('test_dataloader', ))
     runner = Runner.from_cfg(cfg)
     metrics = runner.test()
     print('Test metrics:')
@@ -110,7 +125,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     """Entry point."""
     try:
         run(build_config(parse_args(argv)))
-    except (CheckpointMismatchError, UnsafeCheckpointError) as e:
+    except (CheckpointMismatchError, CheckpointLoadError,
+            NonFiniteError, ConfigCheckError, NoCudaError) as e:
         raise SystemExit(f'error: {e}') from None
     if shutdown_dist() and argv is None:  # a torchrun rank: see the helper
         exit_after_distributed_run()

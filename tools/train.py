@@ -18,11 +18,22 @@ sys.path.insert(0, ROOT)
 import mme_plugin  # noqa: E402,F401  (applies shims, registers scope)
 from mme_plugin.checkpoint import CheckpointMismatchError  # noqa: E402
 from mme_plugin.datasets.annotations import AnnotationError  # noqa: E402
-from mme_plugin.engine.safe_load import (UnsafeCheckpointError,  # noqa: E402
+from mme_plugin.datasets.skip_bad_samples import (  # noqa: E402
+    BadSampleLimitError)
+from mme_plugin.engine.nonfinite_hook import NonFiniteError  # noqa: E402
+from mme_plugin.engine.safe_load import (CheckpointLoadError,  # noqa: E402
                                          trust_checkpoints)
+from mme_plugin.engine.workdir_lock import WorkDirInUseError  # noqa: E402
 from mme_plugin.utils import (amp_fallback_without_accelerator,  # noqa: E402
+                              resolve_amp_dtype,
                               check_path_options, exit_after_distributed_run,
                               shutdown_dist)
+from mme_plugin.utils.cfg_options import check_pipeline_options  # noqa: E402
+from mme_plugin.utils.config_checks import (ConfigCheckError,  # noqa: E402
+                                            check_config)
+from mme_plugin.utils.cuda_setup import (NoCudaError,  # noqa: E402
+                                         deterministic_cublas,
+                                         require_cuda_for_launcher)
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
@@ -61,7 +72,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         '--deterministic',
         action='store_true',
-        help='set deterministic options for CUDNN')
+        help='deterministic algorithms (cuDNN, and cuBLAS via '
+        'CUBLAS_WORKSPACE_CONFIG=:4096:8 if unset); see docs/stack_notes.md '
+        'for what stays non-deterministic on a GPU')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -71,7 +84,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--launcher',
         choices=['none', 'pytorch', 'slurm', 'mpi'],
         default='none',
-        help='job launcher')
+        help='job launcher (pytorch/slurm/mpi need CUDA; set '
+        'MME_ALLOW_CPU_DIST=1 to run distributed on the CPU on purpose)')
     parser.add_argument(
         '--trust-checkpoint',
         action='store_true',
@@ -84,6 +98,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     check_path_options(args.cfg_options)
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
+    # before the config is read: a GPU launch without usable CUDA fails here
+    require_cuda_for_launcher(args.launcher)
     return args
 
 
@@ -108,31 +124,49 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         if optim_wrapper not in ('OptimWrapper', 'AmpOptimWrapper'):
             raise SystemExit(f'--amp is not supported with {optim_wrapper}')
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
-        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+        # bf16 where the GPU has it, else fp16 + dynamic loss scale
+        cfg.optim_wrapper.setdefault('dtype', 'auto')
+        cfg.optim_wrapper.setdefault('loss_scale', 'auto')
     if args.resume == 'auto':
         cfg.resume = True
         cfg.load_from = None
     elif args.resume is not None:
         cfg.resume = True
         cfg.load_from = args.resume
+    # Config.setdefault returns a copy when it inserts: set, then index.
     if args.auto_scale_lr:
-        cfg.setdefault('auto_scale_lr', {})['enable'] = True
+        cfg.setdefault('auto_scale_lr', {})
+        cfg.auto_scale_lr['enable'] = True
     if args.seed is not None:
         cfg.setdefault('randomness', {})
         cfg.randomness['seed'] = args.seed
     if args.diff_rank_seed:
-        cfg.setdefault('randomness', {})['diff_rank_seed'] = True
+        cfg.setdefault('randomness', {})
+        cfg.randomness['diff_rank_seed'] = True
     if args.deterministic:
-        cfg.setdefault('randomness', {})['deterministic'] = True
+        cfg.setdefault('randomness', {})
+        cfg.randomness['deterministic'] = True
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+        check_pipeline_options(cfg, args.cfg_options)
     if args.no_validate:  # after the options, which may still set val_*
         cfg.val_cfg = None
         cfg.val_dataloader = None
         cfg.val_evaluator = None
     # AMP recipes (and --amp) train in fp32 where there is no accelerator.
     amp_fallback_without_accelerator(cfg)
+    # dtype='auto': bf16 if the GPU supports it, else fp16 + loss scaling;
+    # logged once the runner's logger exists (run()).
+    global _AMP_NOTE
+    _AMP_NOTE = resolve_amp_dtype(cfg)
+    # cuBLAS needs its workspace setting before the runner initialises CUDA
+    deterministic_cublas(bool(cfg.get('randomness', {}).get(
+        'deterministic', False)))
     return cfg
+
+
+#: The precision line of the last merge_args (logged at the start of run).
+_AMP_NOTE: Optional[str] = None
 
 
 def build_config(args: argparse.Namespace) -> Config:
@@ -141,9 +175,14 @@ def build_config(args: argparse.Namespace) -> Config:
 
 
 def run(cfg: Config) -> None:
-    """Train with a stock runner built from ``cfg``."""
+    """Train with a stock runner built from ``cfg``, after checking that
+    its pipelines fit its model (:func:`~mme_plugin.utils.config_checks.
+    check_config`)."""
+    check_config(cfg, ('train_dataloader', 'val_dataloader'))
     runner = RUNNERS.build(cfg) if 'runner_type' in cfg else \
         Runner.from_cfg(cfg)
+    if _AMP_NOTE:
+        runner.logger.info(_AMP_NOTE)
     runner.train()
 
 
@@ -151,8 +190,9 @@ def main(argv: Optional[List[str]] = None) -> None:
     """Entry point."""
     try:
         run(build_config(parse_args(argv)))
-    except (CheckpointMismatchError, AnnotationError,
-            UnsafeCheckpointError) as e:
+    except (CheckpointMismatchError, AnnotationError, CheckpointLoadError,
+            NonFiniteError, WorkDirInUseError, ConfigCheckError,
+            NoCudaError, BadSampleLimitError) as e:
         raise SystemExit(f'error: {e}') from None
     if shutdown_dist() and argv is None:  # a torchrun rank: see the helper
         exit_after_distributed_run()

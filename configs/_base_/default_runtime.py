@@ -10,7 +10,16 @@ default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', interval=1, save_best='auto',
                     max_keep_ckpts=3),
     sampler_seed=dict(type='DistSamplerSeedHook'),
-    sync_buffers=dict(type='SyncBuffersHook'))
+    sync_buffers=dict(type='SyncBuffersHook'),
+    # training datasets replace bad clips (mme_plugin/datasets/
+    # skip_bad_samples.py); this hook logs each epoch's skips over all
+    # workers and ranks and stops past the limit
+    skipped_samples=dict(type='SkippedSamplesHook'))
+# A non-finite loss stops training (naming the iteration and the last good
+# checkpoint), non-finite weights are never saved and non-finite scores never
+# give a metric (mme_plugin/engine/nonfinite_hook.py). A config that sets its
+# own custom_hooks list must include it again.
+custom_hooks = [dict(type='NonFiniteLossHook')]
 
 env_cfg = dict(
     cudnn_benchmark=False,

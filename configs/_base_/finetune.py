@@ -22,4 +22,6 @@ repeated_augmentation = dict(
 
 # Per-sample seeds from (seed, epoch, index) and per-iteration torch seeds:
 # a resumed run reproduces the uninterrupted one (tests/test_resume.py).
-custom_hooks = [dict(type='ReseedHook')]
+# NonFiniteLossHook (also in default_runtime.py; a list here replaces
+# the base's): a non-finite loss / checkpoint / score stops the run.
+custom_hooks = [dict(type='ReseedHook'), dict(type='NonFiniteLossHook')]

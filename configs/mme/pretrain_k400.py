@@ -49,10 +49,20 @@ train_pipeline = [
     dict(type='PackMMEInputs')
 ]
 
+# One tensor per key and batch (mme_collate): ~10 shared-memory files per
+# batch instead of ~640, one host-to-device copy per key (pinned memory).
+# A batch is ~540 MiB (hog_frames is 2/3 of it); with prefetch_factor=1
+# each worker holds one batch ahead: 10 workers ~5.3 GiB of /dev/shm per
+# GPU (training checks the size at start-up; docs/benchmarks.md). A batch
+# averages 64 clips, so its time varies little and one batch ahead keeps
+# the workers busy; set 2 where /dev/shm allows and data_time shows waits.
 train_dataloader = dict(
     batch_size=64,
     num_workers=10,
     persistent_workers=True,
+    prefetch_factor=1,
+    pin_memory=True,
+    collate_fn=dict(type='mme_collate'),
     sampler=dict(type='SeededSampler', shuffle=True),
     dataset=dict(
         type='CheckedVideoDataset',
@@ -78,4 +88,6 @@ default_hooks = dict(
 
 # Per-sample seeds from (seed, epoch, index) and per-iteration torch seeds:
 # a resumed run reproduces the uninterrupted one (tests/test_resume.py).
-custom_hooks = [dict(type='ReseedHook')]
+# NonFiniteLossHook (also in default_runtime.py; a list here replaces
+# the base's): a non-finite loss / checkpoint / score stops the run.
+custom_hooks = [dict(type='ReseedHook'), dict(type='NonFiniteLossHook')]

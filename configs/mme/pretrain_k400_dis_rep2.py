@@ -15,7 +15,8 @@ _base_ = ['./pretrain_k400_dis.py']
 num_repeats = 2
 train_dataloader = dict(
     batch_size=64 // num_repeats,
-    collate_fn=dict(type='repeat_pseudo_collate'),
+    # mme_collate flattens each video's repeats (as repeat_pseudo_collate)
+    collate_fn=dict(type='mme_collate'),
     dataset=dict(type='RepeatAugVideoDataset', num_repeats=num_repeats))
 
 max_epochs = 1600 // num_repeats

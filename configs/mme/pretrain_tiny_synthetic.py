@@ -45,7 +45,7 @@ model = dict(
                  cell_size=grid_step, channels='gray')),
     loss=dict(type='MMELoss'),
     data_preprocessor=dict(
-        type='ActionDataPreprocessor',
+        type='MMEDataPreprocessor',
         mean=[123.675, 116.28, 103.53],
         std=[58.395, 57.12, 57.375],
         format_shape='NCTHW'))
@@ -83,6 +83,9 @@ train_dataloader = dict(
     batch_size=16,
     num_workers=2,
     persistent_workers=True,
+    prefetch_factor=2,
+    # one tensor per key and batch (MMEDataPreprocessor copies each once)
+    collate_fn=dict(type='mme_collate'),
     # per-sample seeds from (seed, epoch, index): resume-exact
     sampler=dict(type='SeededSampler', shuffle=True),
     dataset=dict(
@@ -118,4 +121,6 @@ default_hooks = dict(
                     save_last=True, save_best=None),
     logger=dict(type='LoggerHook', interval=10))
 # Per-iteration torch seeds: a killed run resumes to the same weights.
-custom_hooks = [dict(type='ReseedHook')]
+# NonFiniteLossHook (also in default_runtime.py; a list here replaces
+# the base's): a non-finite loss / checkpoint / score stops the run.
+custom_hooks = [dict(type='ReseedHook'), dict(type='NonFiniteLossHook')]

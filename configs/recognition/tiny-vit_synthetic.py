@@ -42,4 +42,6 @@ default_hooks = dict(
     checkpoint=dict(interval=5, max_keep_ckpts=2, save_best='auto'),
     logger=dict(interval=10))
 # Per-iteration torch seeds: a killed run resumes to the same weights.
-custom_hooks = [dict(type='ReseedHook')]
+# NonFiniteLossHook (also in default_runtime.py; a list here replaces
+# the base's): a non-finite loss / checkpoint / score stops the run.
+custom_hooks = [dict(type='ReseedHook'), dict(type='NonFiniteLossHook')]

@@ -7,7 +7,7 @@ reason. For MME pipelines (:class:`DenseSampleFrames`) every repeat's sparse
 AND dense frames are decoded in one pass (:meth:`VideoDecode.decode`).
 """
 from copy import deepcopy
-from typing import List, Optional
+from typing import List, Optional, Union
 
 import numpy as np
 from mmaction.datasets import RepeatAugDataset, VideoDataset
@@ -33,8 +33,9 @@ def _name(t) -> str:
 @DATASETS.register_module()
 class RepeatAugVideoDataset(CheckedListMixin, RepeatAugDataset):
     """``RepeatAugDataset`` (each video decoded once, augmented
-    ``num_repeats`` times; use ``collate_fn=dict(type=
-    'repeat_pseudo_collate')``) that also accepts :class:`VideoInit` /
+    ``num_repeats`` times; use ``collate_fn=dict(type='mme_collate')`` for
+    MME pretraining, ``'repeat_pseudo_collate'`` otherwise, both flatten
+    the repeats) that also accepts :class:`VideoInit` /
     :class:`VideoDecode`, which fall back to PyAV where decord fails.
 
     The pipeline must start with an init, a sampling and a decode transform.
@@ -47,12 +48,18 @@ class RepeatAugVideoDataset(CheckedListMixin, RepeatAugDataset):
         pipeline_edits (dict, optional): ``{type name: {key: value}}``
             applied to ``pipeline`` by transform type, as in
             :class:`CheckedVideoDataset`. Defaults to None.
+        skip_bad_samples (bool | dict, optional): Replace a bad video, as
+            in :class:`CheckedVideoDataset`. Defaults to None (on: this
+            dataset only trains).
         **kwargs: Arguments of mmaction's ``VideoDataset``.
     """
 
     def __init__(self, ann_file: str, pipeline: list, num_repeats: int = 2,
                  sample_once: bool = False,
-                 pipeline_edits: Optional[dict] = None, **kwargs) -> None:
+                 pipeline_edits: Optional[dict] = None,
+                 skip_bad_samples: Union[bool, dict, None] = None,
+                 **kwargs) -> None:
+        self._set_skip_policy(skip_bad_samples, False)
         pipeline = apply_pipeline_edits(pipeline, pipeline_edits, ann_file)
         names = [_name(t) for t in pipeline[:3]]
         if len(names) < 3 or names[0] not in _INIT or names[

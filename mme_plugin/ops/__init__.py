@@ -1,26 +1,31 @@
 """Kernels shared by the data pipeline, the models and the tools: optical
 flow backends, point tracking, HOG (NumPy and PyTorch), flow reliability
 measures and the token layout."""
-from .flow import (DISFlow, FarnebackFlow, build_flow_backend, resize_flow,
-                   to_full_res)
+from .farneback_torch import farneback_flow
+from .flow import (DISFlow, FarnebackFlow, TorchFarnebackFlow,
+                   build_flow_backend, resize_flow, to_full_res)
 from .flow_reliability import (REJECT_REASONS, cut_statistics,
                                fb_inconsistent, fb_round_trip,
                                histogram_distance, pair_cut_statistics,
                                warp_error)
-from .hog import hog_at_points, hog_cell_maps, l2_normalize_cells
+from .hog import (hog_at_frame_points, hog_at_points, hog_cell_maps,
+                  l2_normalize_cells)
 from .hog_numpy import (cell_histogram_map, l2_normalize,
                         pixel_orientation_votes)
+from .mask_index import gather_tokens, indices_from_mask
 from .token_layout import grid_to_tokens
 from .tracking import (grid_points, inside_frame, sample_bilinear,
                        sample_bilinear_batch, sample_flow_at, track_all,
                        track_points)
 
 __all__ = [
-    'DISFlow', 'FarnebackFlow', 'build_flow_backend', 'resize_flow',
+    'DISFlow', 'FarnebackFlow', 'TorchFarnebackFlow', 'farneback_flow',
+    'build_flow_backend', 'resize_flow',
     'to_full_res', 'REJECT_REASONS', 'cut_statistics', 'fb_inconsistent',
     'fb_round_trip', 'histogram_distance', 'pair_cut_statistics',
-    'warp_error', 'hog_at_points', 'hog_cell_maps', 'l2_normalize_cells',
+    'warp_error', 'hog_at_frame_points', 'hog_at_points', 'hog_cell_maps', 'l2_normalize_cells',
     'cell_histogram_map', 'l2_normalize', 'pixel_orientation_votes',
-    'grid_to_tokens', 'grid_points', 'inside_frame', 'sample_bilinear',
+    'grid_to_tokens', 'gather_tokens', 'indices_from_mask', 'grid_points',
+    'inside_frame', 'sample_bilinear',
     'sample_bilinear_batch', 'sample_flow_at', 'track_all', 'track_points'
 ]

@@ -1,5 +1,6 @@
 """Utilities of the MME plugin."""
-from .amp import amp_fallback_without_accelerator
+from .amp import (amp_fallback_without_accelerator, resolve_amp_dtype,
+                  select_amp_dtype)
 from .cfg_options import check_path_options
 from .dist import exit_after_distributed_run, shutdown_dist
 from .pipeline import (add_pipeline_edit, apply_pipeline_edits, edit_key,
@@ -10,7 +11,8 @@ from .setup_env import register_all_modules
 
 __all__ = [
     'register_all_modules', 'shutdown_dist', 'exit_after_distributed_run',
-    'amp_fallback_without_accelerator', 'check_path_options',
+    'amp_fallback_without_accelerator', 'resolve_amp_dtype',
+    'select_amp_dtype', 'check_path_options',
     'transform_type', 'find_transform', 'transform_index', 'pipeline_key',
     'pipeline_option', 'edit_transform', 'apply_pipeline_edits',
     'effective_pipeline', 'edit_key', 'add_pipeline_edit',

@@ -28,8 +28,10 @@ model = dict(
             device_hog=dict(type='PointHOG', nbins=9, cell_size=8,
                             channels='rgb', norm='l2', eps=0.02))),
     loss=dict(type='MMELoss'),
+    # ActionDataPreprocessor for stacked batches (mme_collate): one
+    # non-blocking host-to-device copy per key
     data_preprocessor=dict(
-        type='ActionDataPreprocessor',
+        type='MMEDataPreprocessor',
         mean=[123.675, 116.28, 103.53],
         std=[58.395, 57.12, 57.375],
         format_shape='NCTHW'))

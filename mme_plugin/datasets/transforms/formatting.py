@@ -10,7 +10,8 @@ __all__ = ['MME_ALGORITHM_KEYS', 'PackMMEInputs']
 #: Every per-sample key an MME model reads, in the results contract of
 #: ``docs/mme_design.md``; a key the pipeline did not add is skipped.
 MME_ALGORITHM_KEYS = ('mask', 'traj_target', 'traj_valid', 'hog_target',
-                      'hog_valid', 'hog_frames', 'hog_points', 'traj_reject')
+                      'hog_valid', 'hog_frames', 'hog_points', 'traj_reject',
+                      'traj_motionless', 'visible_idx', 'masked_idx')
 
 
 @TRANSFORMS.register_module()

@@ -42,17 +42,32 @@ read at the clamped position, also for a point that left the frame).
 HOG target per token: the features of its points (and of every dense step in
 ``'trajectory'`` mode), laid out ``(step, row, col, feature)``.
 """
-from typing import Dict, Optional
+import warnings
+from typing import Dict, Optional, Set
 
 import numpy as np
 import torch
 from mmcv.transforms import BaseTransform
 
 from mme_plugin.ops.flow_reliability import REJECT_REASONS
+from mme_plugin.ops.motion_magnitude import (DEFAULT_MIN_MOTION,
+                                             motion_magnitude)
 from mme_plugin.ops.token_layout import grid_to_tokens
 from mme_plugin.registry import TRANSFORMS
 
-__all__ = ['BuildMMETargets', 'patch_std']
+__all__ = ['BuildMMETargets', 'UnusableTargetsError', 'patch_std']
+
+
+class UnusableTargetsError(RuntimeError):
+    """A clip whose trajectory targets are refused (too few valid tokens,
+    non-finite values): a data problem of that clip, which training may skip
+    (:mod:`mme_plugin.datasets.skip_bad_samples`)."""
+
+
+#: Videos already warned about as motionless, in this process (each
+#: dataloader worker warns once per video; the ``motionless`` monitor counts
+#: every motionless sample).
+_WARNED_MOTIONLESS: Set[str] = set()
 
 
 def patch_std(values: np.ndarray, eps: float) -> np.ndarray:
@@ -88,7 +103,14 @@ class BuildMMETargets(BaseTransform):
     ``hog_valid`` (``[T]`` bool), with T = N * (H/patch) * (W/patch) tokens,
     and ``traj_reject`` (``[4]`` float32: the fraction of the clip's points
     rejected for each reason of :data:`REJECT_REASONS`; pack it to have the
-    model log ``reject_<reason>``).
+    model log ``reject_<reason>``), ``traj_motionless`` (``[]`` float32: 1
+    if the clip's valid points move less than ``min_motion``, i.e. its
+    trajectory targets are near zero; the model logs its batch mean as
+    ``motionless``) and ``traj_motion`` (float, that motion in pixels of the
+    decoded video per frame, :func:`~mme_plugin.ops.motion_magnitude`; not
+    packed, read by ``tools/analysis/check_dataset.py``). A motionless clip
+    is warned about once per video and process, and trained on as it is
+    (its targets are not changed).
     After :class:`PrepareHOGInputs` (HOG computed by the model) there is no
     ``hog`` and only ``hog_valid`` is added; ``hog_frames`` and
     ``hog_points`` stay for the model.
@@ -117,6 +139,10 @@ class BuildMMETargets(BaseTransform):
             clip's tokens have valid trajectories; this catches broken flow
             (the release silently trains on zero targets). Defaults to 0.05.
         keep_positions (bool): Keep ``traj_positions``. Defaults to False.
+        min_motion (float): A clip whose valid points move less than this
+            (mean step length, pixels of the decoded video) counts as
+            motionless; 0 turns the count and the warning off. Defaults to
+            :data:`~mme_plugin.ops.motion_magnitude.DEFAULT_MIN_MOTION`.
     """
 
     def __init__(self,
@@ -130,7 +156,8 @@ class BuildMMETargets(BaseTransform):
                  keep_positions: bool = False,
                  max_step: float = 20.0,
                  step_overflow: Optional[str] = None,
-                 release_compat: bool = False) -> None:
+                 release_compat: bool = False,
+                 min_motion: float = DEFAULT_MIN_MOTION) -> None:
         rc = release_compat
         std_eps = (2e-5 if rc else 0.1) if std_eps is None else std_eps
         token_valid = token_valid or ('any' if rc else 'all')
@@ -152,6 +179,7 @@ class BuildMMETargets(BaseTransform):
         self.with_hog = with_hog
         self.min_valid_fraction = min_valid_fraction
         self.keep_positions = keep_positions
+        self.min_motion = min_motion
 
     def transform(self, results: Dict) -> Dict:
         """Build the targets."""
@@ -183,6 +211,9 @@ class BuildMMETargets(BaseTransform):
             too_far[:] = False
         point_valid = results['traj_valid'] & ~too_far
         reject = self._reject_fractions(results, too_far)
+        # set before the refusal below: the dataset checker reads it either way
+        results['traj_motion'] = motion_magnitude(
+            disp, point_valid, results.get('scale_factor', (1.0, 1.0)))
         # -> [T, L, k, k, 2] -> (coord, step, k*k points)
         num_tokens = n * (gh // k) * (gw // k)
         d = _tokens(disp, k).transpose(0, 4, 1, 2, 3)
@@ -198,7 +229,7 @@ class BuildMMETargets(BaseTransform):
         tok_valid = v.all(-1) if self.token_valid == 'all' else v.any(-1)
         frac = float(tok_valid.mean())
         if frac < self.min_valid_fraction:
-            raise RuntimeError(
+            raise UnusableTargetsError(
                 f"{results.get('filename', '<clip>')}: only {frac:.1%} of the "
                 'tokens have valid trajectories (points left the frame, or '
                 f'{float(too_far.mean()):.1%} of the points stepped more than '
@@ -211,11 +242,14 @@ class BuildMMETargets(BaseTransform):
                 'targets. Lower min_valid_fraction only if this clip really '
                 'is that fast.')
         if not np.isfinite(traj_target).all():
-            raise RuntimeError(f"{results.get('filename')}: non-finite "
-                               'trajectory targets (check the flow backend)')
+            raise UnusableTargetsError(
+                f"{results.get('filename')}: non-finite trajectory targets "
+                '(check the flow backend)')
         results['traj_target'] = torch.from_numpy(traj_target)
         results['traj_valid'] = torch.from_numpy(tok_valid)
         results['traj_reject'] = torch.from_numpy(reject)
+        results['traj_motionless'] = torch.tensor(
+            float(self._motionless(results)))
 
         if self.with_hog:
             if 'hog' in results:
@@ -241,6 +275,24 @@ class BuildMMETargets(BaseTransform):
             results.pop('traj_positions', None)
         return results
 
+    def _motionless(self, results: Dict) -> bool:
+        """Whether the clip's targets are near zero (``traj_motion`` below
+        ``min_motion``); warn the first time a video is."""
+        motion = results['traj_motion']
+        if not (self.min_motion > 0 and motion < self.min_motion):
+            return False
+        name = str(results.get('filename', '<clip>'))
+        if name not in _WARNED_MOTIONLESS:
+            _WARNED_MOTIONLESS.add(name)
+            warnings.warn(
+                f'{name}: motionless clip: its valid points move {motion:.3f}'
+                f' px per frame on average (< min_motion {self.min_motion} '
+                'px), so its trajectory targets are near zero (a still '
+                'image?). Trained on as it is; the "motionless" monitor '
+                'counts such samples. Warned once per video and worker; '
+                'tools/analysis/check_dataset.py lists every such video.')
+        return True
+
     @staticmethod
     def _reject_fractions(results: Dict, too_far: np.ndarray) -> np.ndarray:
         """Fraction of the clip's points rejected for each reason of
@@ -260,4 +312,5 @@ class BuildMMETargets(BaseTransform):
                 f'norm={self.norm}, std_eps={self.std_eps}, token_valid='
                 f'{self.token_valid}, max_step={self.max_step}, '
                 f'step_overflow={self.step_overflow}, release_compat='
-                f'{self.release_compat}, with_hog={self.with_hog})')
+                f'{self.release_compat}, with_hog={self.with_hog}, '
+                f'min_motion={self.min_motion})')

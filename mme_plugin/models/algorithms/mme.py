@@ -6,11 +6,13 @@ from mmengine.model import BaseModel
 from torch import Tensor
 
 from mme_plugin.ops.flow_reliability import REJECT_REASONS
+from mme_plugin.ops.mask_index import gather_tokens, indices_from_mask
 from mme_plugin.registry import MODELS
 from mme_plugin.utils.config_checks import check_mme_weights
 
 from ..losses.mme_loss import NoValidTargetsError
 from ..targets import MMETarget, stack_samples
+from .batch_checks import BatchChecks, fp16_autocast_active
 
 __all__ = ['MME']
 
@@ -35,7 +37,10 @@ class MME(BaseModel):
     the loss weights come from them.
 
     Data samples carry ``mask`` ``[N]`` plus whatever the targets read
-    (``docs/mme_design.md``, results contract).
+    (``docs/mme_design.md``, results contract). With ``mme_collate`` and
+    :class:`MMEDataPreprocessor` (the configs') they arrive stacked, one
+    ``[B, ...]`` tensor per key (:class:`StackedSamples`), read without
+    copies; a plain list of samples is stacked per key.
 
     Args:
         backbone (dict): Encoder config (:class:`MMEVisionTransformer`).
@@ -52,9 +57,15 @@ class MME(BaseModel):
             Defaults to True.
         hog_target (dict, optional): Legacy configs only:
             ``HOGTarget.device_hog``. Defaults to None.
-        data_preprocessor (dict, optional): Defaults to mmaction's
-            ``ActionDataPreprocessor`` config in the configs.
+        data_preprocessor (dict, optional): ``MMEDataPreprocessor`` in the
+            configs (mmaction's ``ActionDataPreprocessor`` with one copy per
+            key of a stacked batch); the stock one takes
+            ``pseudo_collate`` batches.
         init_cfg (dict, optional): Initialisation config.
+        check_interval (int): On an accelerator, the per-batch checks
+            (finite targets and loss, some valid target) are read once every
+            this many batches instead of every batch (a host sync each);
+            on the CPU every batch (:class:`BatchChecks`). Defaults to 10.
     """
 
     def __init__(self,
@@ -65,9 +76,11 @@ class MME(BaseModel):
                  pixel_norm: bool = True,
                  hog_target: Optional[Dict] = None,
                  data_preprocessor: Optional[Dict] = None,
-                 init_cfg: Optional[Dict] = None) -> None:
+                 init_cfg: Optional[Dict] = None,
+                 check_interval: int = 10) -> None:
         super().__init__(
             data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        self.batch_checks = BatchChecks(check_interval)
         self.backbone = MODELS.build(backbone)
         decoder, loss = dict(decoder), dict(loss)
         # finite, >= 0, not all 0: error naming the key (model.targets.X.
@@ -164,9 +177,27 @@ class MME(BaseModel):
         return [ds.metainfo.get('filename', '<no filename in metainfo>')
                 for ds in data_samples]
 
-    def extract_feat(self, inputs: Tensor, mask: Tensor) -> Tensor:
-        """Encode the visible tokens."""
-        return self.backbone(inputs, mask=mask)
+    def extract_feat(self, inputs: Tensor, mask: Optional[Tensor] = None,
+                     visible_idx: Optional[Tensor] = None) -> Tensor:
+        """Encode the visible tokens (given by ``visible_idx``, or the
+        bool ``mask``)."""
+        return self.backbone(inputs, mask=mask, visible_idx=visible_idx)
+
+    def mask_indices(self, data_samples: List,
+                     device: torch.device) -> Tuple[Tensor, Tensor]:
+        """``[B, N_visible]`` and ``[B, N_masked]`` sorted token indices:
+        the pipeline's ``visible_idx`` / ``masked_idx`` (``TubeMasking``),
+        else derived from its ``mask`` (one host sync)."""
+        vis = self._stack(data_samples, 'visible_idx', device)
+        msk = self._stack(data_samples, 'masked_idx', device)
+        if vis is not None and msk is not None:
+            return vis.long(), msk.long()
+        mask = self._stack(data_samples, 'mask', device)
+        if mask is None:
+            raise KeyError('data samples have no "mask": add TubeMasking and '
+                           "PackMMEInputs (or PackActionInputs(algorithm_keys="
+                           "('mask', ...))) to the pipeline")
+        return indices_from_mask(mask.bool())
 
     def forward(self,
                 inputs: Tensor,
@@ -182,43 +213,58 @@ class MME(BaseModel):
         inputs = self._inputs(inputs)
         if data_samples is None:
             raise ValueError('MME needs data samples carrying the mask')
-        mask = self._stack(data_samples, 'mask', inputs.device)
-        if mask is None:
-            raise KeyError('data samples have no "mask": add TubeMasking and '
-                           "PackMMEInputs (or PackActionInputs(algorithm_keys="
-                           "('mask', ...))) to the pipeline")
-        mask = mask.bool()
-        preds = self.decoder(self.extract_feat(inputs, mask), mask)
+        vis_idx, mask_idx = self.mask_indices(data_samples, inputs.device)
+        preds = self.decoder(self.extract_feat(inputs, visible_idx=vis_idx),
+                             visible_idx=vis_idx, masked_idx=mask_idx)
         if mode == 'tensor':
             return preds
         if mode != 'loss':
             raise ValueError(f'MME supports modes loss|tensor, not {mode}')
-        return self.loss(inputs, preds, mask, data_samples)
+        return self.loss(inputs, preds, mask_idx, data_samples)
 
     def build_targets(
-        self, inputs: Tensor, data_samples: List
+        self, inputs: Tensor, data_samples: List,
+        token_idx: Optional[Tensor] = None
     ) -> Tuple[Dict[str, Tensor], Dict[str, Optional[Tensor]]]:
-        """Every target of every token, and its validity.
+        """Every target of every token (or of the tokens ``token_idx``),
+        and its validity.
 
         Args:
             inputs (Tensor): ``[B, C, T, H, W]`` preprocessed clips.
             data_samples (list): Samples carrying the pipeline's targets.
+            token_idx (Tensor, optional): ``[B, M]`` token indices; targets
+                that can (``selects_tokens``, e.g. the on-device HOG) compute
+                only these. Defaults to None: every token.
 
         Returns:
-            tuple: ``{name: [B, N, D]}`` targets and ``{name: [B, N] bool or
-            None}`` validities (None = all valid), for every decoder head.
+            tuple: ``{name: [B, N, D]}`` targets (``[B, M, D]`` with
+            ``token_idx``) and ``{name: [B, N] bool or None}`` validities
+            (None = all valid), for every decoder head.
         """
         targets, valids = {}, {}
         for name, unit in self.targets.items():
-            targets[name], valids[name] = unit(self, inputs, data_samples)
+            if token_idx is not None and getattr(unit, 'selects_tokens',
+                                                 False):
+                targets[name], valids[name] = unit(
+                    self, inputs, data_samples, token_idx=token_idx)
+                continue
+            full, valid = unit(self, inputs, data_samples)
+            if token_idx is not None:
+                full = gather_tokens(full, token_idx)
+                valid = None if valid is None else gather_tokens(
+                    valid, token_idx)
+            targets[name], valids[name] = full, valid
         return targets, valids
 
-    def loss(self, inputs: Tensor, preds: Dict[str, Tensor], mask: Tensor,
-             data_samples: List) -> Dict[str, Tensor]:
+    def loss(self, inputs: Tensor, preds: Dict[str, Tensor],
+             masked_idx: Tensor, data_samples: List) -> Dict[str, Tensor]:
         """Loss terms plus monitors (``traj_valid``, ``<name>_target_abs``
         and, if the pipeline packs ``traj_reject``, the fraction of points
-        rejected per reason, ``reject_<reason>``)."""
-        full_targets, full_valids = self.build_targets(inputs, data_samples)
+        rejected per reason, ``reject_<reason>``; with ``traj_motionless``,
+        the fraction of motionless clips, ``motionless``)."""
+        # targets of the masked tokens only ([B, N_masked, D])
+        full_targets, full_valids = self.build_targets(inputs, data_samples,
+                                                       masked_idx)
         targets, valids = {}, {}
         for name in self.target_names:
             full, valid = full_targets[name], full_valids[name]
@@ -229,27 +275,15 @@ class MME(BaseModel):
                     f"set decoder.head_dims['{name}'] to {full.shape[-1]} "
                     "(legacy configs) or fix the target's settings: "
                     f'{self.targets[name]!r}')
-            targets[name] = full[mask]
-            valids[name] = None if valid is None else valid[mask]
+            targets[name] = full.flatten(0, 1)
+            valids[name] = None if valid is None else valid.flatten(0, 1)
         flat_preds = {k: v.flatten(0, 1) for k, v in preds.items()}
         try:
             losses = self.loss_module(flat_preds, targets, valids)
         except NoValidTargetsError as e:
             raise NoValidTargetsError(
                 f'{e} Samples: {self._files(data_samples)}') from None
-        for name, loss in losses.items():
-            if not torch.isfinite(loss):
-                bad_targets = [
-                    k for k, t in targets.items()
-                    if not torch.isfinite(t).all()
-                ]
-                raise FloatingPointError(
-                    f'{name} is {loss.item()} at iteration {self._iter()} '
-                    '(non-finite '
-                    f'targets: {bad_targets or "none"}; samples: '
-                    f'{self._files(data_samples)}). Lower the learning rate '
-                    '(or enable gradient clipping) if the targets are '
-                    'finite; otherwise check these samples.')
+        self._check_batch(losses, targets, valids, data_samples)
         with torch.no_grad():
             if valids.get('traj') is not None:
                 losses['traj_valid'] = valids['traj'].float().mean()
@@ -259,4 +293,49 @@ class MME(BaseModel):
             if reject is not None:  # BuildMMETargets' per-reason fractions
                 for k, why in enumerate(REJECT_REASONS):
                     losses[f'reject_{why}'] = reject[:, k].float().mean()
+            still = self._stack(data_samples, 'traj_motionless', inputs.device)
+            if still is not None:  # BuildMMETargets: near-zero targets
+                losses['motionless'] = still.float().mean()
         return losses
+
+    def _check_batch(self, losses: Dict[str, Tensor],
+                     targets: Dict[str, Tensor],
+                     valids: Dict[str, Optional[Tensor]],
+                     data_samples: List) -> None:
+        """Queue this batch's checks (:class:`BatchChecks`): finite
+        targets, some valid target per weighted term, and a finite loss
+        (not under fp16 autocast, where the loss scaler skips the step)."""
+        it, files = self._iter(), self._files(data_samples)
+        flags, errors = [], []
+        bad_targets = []
+        for key in losses:
+            name = key[len('loss_'):]
+            if name not in targets:
+                continue
+            valid = valids.get(name)
+            if valid is not None:
+                flags.append(~valid.any())
+                errors.append((NoValidTargetsError, (
+                    f'no masked token of this batch has a valid {name} '
+                    'target; refusing to train on an empty target (the '
+                    'release silently does). Check the flow / cache. '
+                    f'Samples: {files}')))
+            bad = ~torch.isfinite(targets[name]).all()
+            bad_targets.append(bad)
+            flags.append(bad)
+            errors.append((FloatingPointError, (
+                f'{key} is not finite at iteration {it} (non-finite '
+                f'targets: {[name]}; samples: {files}). Check these '
+                'samples.')))
+        if not fp16_autocast_active(next(iter(losses.values())).device.type
+                                    if losses else 'cpu'):
+            any_bad = torch.stack(bad_targets).any() if bad_targets \
+                else None
+            for key, loss in losses.items():
+                bad = ~torch.isfinite(loss)
+                flags.append(bad if any_bad is None else bad & ~any_bad)
+                errors.append((FloatingPointError, (
+                    f'{key} is not finite at iteration {it} (non-finite '
+                    f'targets: none; samples: {files}). Lower the learning '
+                    'rate (or enable gradient clipping).')))
+        self.batch_checks.record(flags, errors)

@@ -22,7 +22,13 @@ __all__ = ['MMETarget', 'stack_samples']
 def stack_samples(data_samples: List, key: str,
                   device: torch.device) -> Optional[Tensor]:
     """``key`` of every data sample stacked into one tensor on ``device``
-    (None if the samples do not carry it)."""
+    (None if the samples do not carry it). Samples of
+    :class:`~mme_plugin.models.MMEDataPreprocessor` hold the stacked tensor
+    already (:class:`~mme_plugin.models.StackedSamples`): it is returned as
+    is, no copy."""
+    stacked = getattr(data_samples, 'stacked', None)
+    if stacked is not None and key in stacked:
+        return stacked[key].to(device)
     if not data_samples or key not in data_samples[0]:
         return None
     return torch.stack([torch.as_tensor(ds.get(key))
@@ -38,6 +44,10 @@ class MMETarget:
             settings (and the backbone, see :meth:`setup`). Defaults to
             None.
     """
+
+    #: Whether ``__call__`` takes ``token_idx`` (``[B, M]``) and computes
+    #: only those tokens; otherwise the model gathers them from all tokens.
+    selects_tokens = False
 
     def __init__(self, weight: float = 1.0,
                  feat_dim: Optional[int] = None) -> None:

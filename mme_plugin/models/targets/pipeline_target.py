@@ -3,6 +3,7 @@ from typing import Dict, List, Optional, Tuple
 
 from torch import Tensor
 
+from mme_plugin.ops.mask_index import gather_tokens
 from mme_plugin.registry import MODELS
 
 from .base import MMETarget, stack_samples
@@ -87,6 +88,8 @@ class HOGTarget(MMETarget):
         feat_dim (int, optional): Override of the derived size.
     """
     key = 'hog'
+    #: Can compute only the tokens the loss reads (``token_idx``).
+    selects_tokens = True
 
     def __init__(self, traj_len: int = 4, mode: str = 'trajectory',
                  cell_size: int = 8, channels: str = 'rgb', nbins: int = 9,
@@ -111,13 +114,17 @@ class HOGTarget(MMETarget):
         return (steps * _points_per_patch(self.patch_size, self.cell_size) *
                 (3 if self.channels == 'rgb' else 1) * self.nbins)
 
-    def __call__(self, model, inputs: Tensor, data_samples: List
+    def __call__(self, model, inputs: Tensor, data_samples: List,
+                 token_idx: Optional[Tensor] = None
                  ) -> Tuple[Tensor, Optional[Tensor]]:
-        """The pipeline's ``hog_target``, or HOG computed on the device."""
+        """The pipeline's ``hog_target``, or HOG computed on the device;
+        with ``token_idx`` (``[B, M]``), of those tokens only."""
         device = inputs.device
         target = stack_samples(data_samples, 'hog_target', device)
         if target is None:
-            target = self._on_device(data_samples, device)
+            target = self._on_device(data_samples, device, token_idx)
+        elif token_idx is not None:
+            target = gather_tokens(target, token_idx)
         if target is None:
             raise KeyError(
                 'data samples have no "hog_target": the pipeline must build '
@@ -125,9 +132,12 @@ class HOGTarget(MMETarget):
                 'PackActionInputs algorithm_keys), or pack the hog_frames '
                 "and hog_points of PrepareHOGInputs for the on-device HOG")
         valid = stack_samples(data_samples, 'hog_valid', device)
+        if valid is not None and token_idx is not None:
+            valid = gather_tokens(valid, token_idx)
         return target, None if valid is None else valid.bool()
 
-    def _on_device(self, data_samples: List, device) -> Optional[Tensor]:
+    def _on_device(self, data_samples: List, device,
+                   token_idx: Optional[Tensor] = None) -> Optional[Tensor]:
         frames = stack_samples(data_samples, 'hog_frames', device)
         if frames is None:
             return None
@@ -141,4 +151,5 @@ class HOGTarget(MMETarget):
         if points is None:
             raise KeyError("data samples carry hog_frames but no hog_points:"
                            " pack both (PackActionInputs algorithm_keys)")
-        return self.device_hog(frames, points, self.patch_size)
+        return self.device_hog(frames, points, self.patch_size,
+                               token_idx=token_idx)
