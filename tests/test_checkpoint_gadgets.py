@@ -478,3 +478,81 @@ def test_remote_schemes_load_through_the_safe_loader(tmp_path):
     torch.save({'state_dict': {'w': torch.ones(2)}}, good)
     assert torch.equal(_load_url(good.as_uri(), model_dir=str(
         tmp_path / 'hub2'))['state_dict']['w'], torch.ones(2))
+
+
+# -- containers that torch.load hands to code other than the unpickler ----
+
+class _Script(torch.nn.Module):
+    """TorchScript runs ``__setstate__`` while ``torch.jit.load`` loads."""
+
+    def __init__(self, marker: str) -> None:
+        super().__init__()
+        self.marker = marker
+
+    @torch.jit.export
+    def __getstate__(self):
+        return (self.marker, self.training)
+
+    @torch.jit.export
+    def __setstate__(self, state: tuple[str, bool]) -> None:
+        self.marker = state[0]
+        self.training = state[1]
+        # writes the marker file through a shared mapping: file I/O at load
+        written = torch.from_file(self.marker, shared=True, size=1,
+                                  dtype=torch.uint8)
+        written.copy_(torch.ones(1, dtype=torch.uint8))
+        print(written)  # used, so TorchScript keeps the write
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+def _torchscript_file(tmp_path):
+    """A TorchScript archive whose load writes byte 1 into ``victim``."""
+    victim = tmp_path / 'victim.bin'
+    path = tmp_path / 'script.pth'
+    torch.jit.save(torch.jit.script(_Script(str(victim))), str(path))
+    victim.write_bytes(b'\x00')
+    return path, victim
+
+
+def test_a_torchscript_archive_is_refused_and_runs_nothing(tmp_path):
+    path, victim = _torchscript_file(tmp_path)
+    with pytest.raises(UnsafeCheckpointError, match='TorchScript') as info:
+        safe_torch_load(str(path))
+    assert str(path) in str(info.value)
+    with pytest.raises(UnsafeCheckpointError, match='TorchScript'):
+        safe_torch_load(io.BytesIO(path.read_bytes()))
+    assert victim.read_bytes() == b'\x00'
+    # control: plain torch.load dispatches it to torch.jit.load, which
+    # runs the archive's code
+    torch.load(str(path), weights_only=False)
+    assert victim.read_bytes() == b'\x01'
+
+
+def _tar_with_link(tmp_path, victim):
+    path = tmp_path / 'linked.tar'
+    with tarfile.open(path, 'w', format=tarfile.PAX_FORMAT) as t:
+        info = tarfile.TarInfo('storages')
+        info.type = tarfile.LNKTYPE
+        info.linkname = str(victim)
+        info.mode = 0o777
+        t.addfile(info)
+    return path
+
+
+def test_a_legacy_tar_file_is_refused_before_extraction(tmp_path):
+    victim = tmp_path / 'victim.txt'
+    victim.write_text('secret')
+    victim.chmod(0o600)
+    path = _tar_with_link(tmp_path, victim)
+    with pytest.raises(UnsafeCheckpointError, match='legacy tar') as info:
+        safe_torch_load(str(path))
+    assert str(path) in str(info.value)
+    assert victim.stat().st_mode & 0o777 == 0o600
+    # control: plain torch.load extracts the link and chmods the victim
+    try:
+        torch.load(str(path), weights_only=False)
+    except Exception:  # noqa: BLE001 - it fails after extracting
+        pass
+    assert victim.stat().st_mode & 0o777 == 0o777

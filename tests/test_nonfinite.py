@@ -408,3 +408,41 @@ def test_validation_with_non_finite_scores_stops_before_the_metrics(
     hook.before_test_epoch(runner)  # a new epoch starts counting again
     for i in range(3):
         hook.after_test_iter(runner, i, outputs=_samples([.3, .7]))
+
+
+def test_a_refused_save_stops_every_rank_not_rank_0_alone(monkeypatch):
+    """``Runner.save_checkpoint`` runs on rank 0 only; the weights are
+    checked with a collective in ``after_train_epoch`` (before the
+    CheckpointHook), so every rank raises, not rank 0 alone."""
+    import types
+
+    import torch
+    from mmengine.hooks import CheckpointHook
+
+    import mme_plugin.engine.nonfinite_hook as mod
+    calls = []
+
+    def fake_all_reduce(tensor, op='sum'):
+        calls.append(op)
+
+    monkeypatch.setattr(mod, 'all_reduce', fake_all_reduce)
+    model = torch.nn.Linear(2, 2)
+    with torch.no_grad():
+        model.weight[0, 0] = float('nan')
+    ckpt = CheckpointHook(interval=1, by_epoch=True)
+    runner = types.SimpleNamespace(
+        model=model, hooks=[ckpt], epoch=0, iter=4, max_epochs=3,
+        train_loop=types.SimpleNamespace(max_epochs=3), work_dir='/nowhere',
+        message_hub=types.SimpleNamespace(get_info=lambda *a, **k: None),
+        optim_wrapper=types.SimpleNamespace(
+            get_lr=lambda: {'lr': [0.1]}), logger=None)
+    hook = mod.NonFiniteLossHook()
+    with pytest.raises(mod.NonFiniteError, match='refusing to save'):
+        hook.after_train_epoch(runner)
+    assert 'max' in calls
+    # no save due this epoch: no weight check, no collective for it
+    calls.clear()
+    runner.hooks = [CheckpointHook(interval=2, by_epoch=True,
+                                   save_last=False)]
+    hook.after_train_epoch(runner)
+    assert calls == []

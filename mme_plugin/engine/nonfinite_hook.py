@@ -82,6 +82,14 @@ def nonfinite_names(named: Iterable[Tuple[str, Any]]) -> List[str]:
     return [names[i] for i in sorted(bad)]
 
 
+def _model_device(runner) -> torch.device:
+    """The device of the model's first parameter (CPU if it has none): where
+    a collective's tensor must live (NCCL needs CUDA tensors)."""
+    for param in _unwrap(runner.model).parameters():
+        return param.device
+    return torch.device('cpu')
+
+
 def _listed(names: Sequence[str]) -> str:
     """``names`` joined, the first :data:`_MAX_NAMES` of them."""
     shown = ', '.join(names[:_MAX_NAMES])
@@ -263,12 +271,56 @@ class NonFiniteLossHook(Hook):
         else:
             return
         self._iters.append(runner.iter + 1)
-        if len(self._flags) >= self.interval:
+        if self._saves_now(runner, by_epoch=False):
+            self._check_before_save(runner, runner.iter + 1)
+        elif len(self._flags) >= self.interval:
             self._check_losses(runner)
 
     def after_train_epoch(self, runner) -> None:
-        """Read the loss records at the end of each epoch."""
+        """Read the loss records at the end of each epoch (and the weights,
+        on every rank, if a checkpoint is saved now)."""
+        if self._saves_now(runner, by_epoch=True):
+            self._check_before_save(runner, runner.iter)
+        else:
+            self._check_losses(runner)
+
+    @staticmethod
+    def _saves_now(runner, by_epoch: bool) -> bool:
+        """Whether a ``CheckpointHook`` saves after this iteration / epoch
+        (this hook runs before it: higher priority)."""
+        from mmengine.hooks import CheckpointHook
+        for hook in getattr(runner, 'hooks', ()):
+            if not isinstance(hook, CheckpointHook) or \
+                    hook.by_epoch != by_epoch or hook.interval <= 0:
+                continue
+            if by_epoch:
+                due = hook.every_n_epochs(runner, hook.interval) or (
+                    hook.save_last and hook.is_last_train_epoch(runner))
+            else:
+                due = hook.every_n_train_iters(runner, hook.interval) or (
+                    hook.save_last and hook.is_last_train_iter(runner))
+            if due:
+                return True
+        return False
+
+    def _check_before_save(self, runner, iteration: int) -> None:
+        """Collective checks before a save, on every rank: the loss flags and
+        the weights. ``Runner.save_checkpoint`` runs on rank 0 only, so a
+        refusal there alone would leave the other ranks waiting in the next
+        collective; here every rank stops together."""
         self._check_losses(runner)
+        if not self.check_checkpoints:
+            return
+        bad = nonfinite_names(_model_tensors(runner))
+        flag = torch.tensor([1 if bad else 0], dtype=torch.int32,
+                            device=_model_device(runner))
+        all_reduce(flag, op='max')
+        if int(flag.item()):
+            raise NonFiniteError(
+                f'refusing to save a checkpoint at iteration {iteration}'
+                f' (epoch {runner.epoch + 1}): the weights hold NaN or inf '
+                f'({_listed(bad) if bad else "on another rank"}). '
+                f'{self._advice(runner)}')
 
     def after_train(self, runner) -> None:
         """Read the last loss records (iteration-based loops)."""

@@ -11,8 +11,8 @@ a crafted ``.pth`` ran code from ``tools/test.py``.
 
 This module removes the whole class of such chains instead of the instance:
 
-* **No real callable is ever handed to the pickle machine.** A global named
-  in the file resolves (:meth:`RestrictedUnpickler.find_class`) either to an
+* **The only callables the pickle machine can reach are this module's
+  validating builders.** A global named in the file resolves (:meth:`RestrictedUnpickler.find_class`) either to an
   inert :class:`Marker` (a class or constant the file may *name*, e.g.
   ``numpy.ndarray`` as an argument of ``_reconstruct``) or to one of this
   module's validating builders (``_build_*``), each of which checks the

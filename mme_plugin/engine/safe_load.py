@@ -33,6 +33,7 @@ finiteness checks still run).
 import os
 import pickle
 import struct
+import tarfile
 import warnings
 import zipfile
 from typing import Any, BinaryIO, Iterator, List, Optional, Tuple, Union
@@ -104,9 +105,13 @@ def nonfinite_tensors(obj: Any, skip: Tuple[str, ...] = _LOG_KEYS
                                                  or t.is_complex())]
     if not named:
         return []
-    # One reduction per tensor, one host sync for all of them.
-    ok = torch.stack([torch.isfinite(t).all() for _, t in named]).cpu()
-    return [n for (n, _), good in zip(named, ok.tolist()) if not good]
+    # One reduction per tensor, one host sync per device.
+    bad = []
+    for device in {t.device for _, t in named}:
+        group = [(n, t) for n, t in named if t.device == device]
+        ok = torch.stack([torch.isfinite(t).all() for _, t in group]).cpu()
+        bad += [n for (n, _), good in zip(group, ok.tolist()) if not good]
+    return sorted(bad, key=[n for n, _ in named].index)
 
 
 def _size(path: Any) -> str:
@@ -134,6 +139,53 @@ def _looks_truncated(path: Any) -> bool:
     except OSError:
         return False
     return False
+
+
+def _container_refusal(path: Any) -> Optional[str]:
+    """Why ``torch.load`` would hand this file to code other than the
+    unpickler, or None.
+
+    ``torch.load`` picks the container format before any unpickler runs: a
+    zip holding ``constants.pkl`` goes to ``torch.jit.load``, whose
+    TorchScript ``__setstate__`` methods run during the load, and a legacy
+    tar file is extracted with ``tarfile`` without a filter, so a hard link
+    named ``storages`` changes the mode and owner of any file it points to.
+    Both are refused; the zip format of ``torch.save`` (torch >= 1.6) and
+    the legacy stream format go to the restricted unpickler.
+    """
+    own = isinstance(path, (str, os.PathLike))
+    f = open(path, 'rb') if own else path
+    start = f.tell()
+    try:
+        if f.read(4) == b'PK\x03\x04':
+            f.seek(start)
+            names = set()
+            try:
+                with zipfile.ZipFile(f) as zf:
+                    names = {n.split('/', 1)[-1] for n in zf.namelist()}
+            except (zipfile.BadZipFile, OSError):
+                pass  # torch's reader reports it as incomplete
+            f.seek(start)
+            try:
+                reader = torch._C.PyTorchFileReader(f)
+                names |= set(reader.get_all_records())
+            except (RuntimeError, AttributeError, TypeError):
+                pass
+            if 'constants.pkl' in names or any(
+                    n.startswith('code/') for n in names):
+                return ('a TorchScript archive (torch.jit.save): '
+                        'torch.load would run its code through torch.jit.load')
+            return None
+        f.seek(start)
+        if tarfile.is_tarfile(f):
+            return ('the legacy tar format (torch < 0.4): extracting it can '
+                    'change the permissions of other files through links')
+        return None
+    finally:
+        if own:
+            f.close()
+        else:
+            f.seek(start)
 
 
 def _load(f: Union[str, BinaryIO], map_location: Any, trusted: bool) -> Any:
@@ -175,6 +227,13 @@ def safe_torch_load(path: Union[str, os.PathLike, BinaryIO],
                       'a malicious file can run code.')
     if _looks_truncated(path):
         raise _incomplete(path, name, 'no zip central directory')
+    refusal = None if trusted else _container_refusal(path)
+    if refusal:
+        raise UnsafeCheckpointError(
+            f'{name}: refused to load: it is {refusal}. A checkpoint for this '
+            'project is a torch.save file. If you trust the file, pass '
+            f'--trust-checkpoint to the tool, or set {TRUST_ENV}=1 for stock '
+            'mmengine entry points.')
     try:
         obj = _load(path, map_location, trusted)
     except restricted_unpickler.ForbiddenGlobalError as e:
@@ -187,7 +246,7 @@ def safe_torch_load(path: Union[str, os.PathLike, BinaryIO],
             f'{TRUST_ENV}=1 for stock mmengine entry points.') from None
     except (EOFError, pickle.UnpicklingError, zipfile.BadZipFile, TypeError,
             AttributeError, KeyError, IndexError, ValueError, struct.error,
-            OverflowError) as e:
+            OverflowError, AssertionError) as e:
         # A cut-off pickle, or records that do not fit together.
         raise _incomplete(path, name, f'{type(e).__name__}: {e}') from None
     except RuntimeError as e:
