@@ -74,7 +74,13 @@ def test_trajectory_levels_match_a_direct_computation(synthetic_root,
                              synthetic_root, tmp_path)
     lv = trivial_levels(model, ds, num_samples=4, batch_size=4)
     assert set(lv) == {'traj', 'hog'}
-    assert trivial_levels(model, ds, num_samples=4, batch_size=2) == lv
+    # another batch size sums in another order: equal to the last bits
+    again = trivial_levels(model, ds, num_samples=4, batch_size=2)
+    assert again.keys() == lv.keys()
+    for name in lv:
+        assert again[name]['tokens'] == lv[name]['tokens']
+        for k in ('zero', 'mean'):
+            assert again[name][k] == pytest.approx(lv[name][k], rel=1e-12)
     items = [ds[SeededIndex(i, 0, 0)] for i in range(4)]
     ts = []
     for it in items:
