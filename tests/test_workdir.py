@@ -302,6 +302,28 @@ def test_lock_of_another_host_is_refused(tmp_path):
     assert osp.isfile(path)
 
 
+def test_lock_of_a_requeued_slurm_job_is_stale(tmp_path, monkeypatch):
+    """A requeued Slurm job (same id, another node or restart count) takes
+    over the lock its killed earlier instance left; another job's lock on
+    another host is still refused."""
+    monkeypatch.setenv('SLURM_JOB_ID', '4242')
+    monkeypatch.setenv('SLURM_RESTART_COUNT', '1')
+    for holder in (dict(host='gpu-node-17.example', slurm_restart='0'),
+                   dict(host='gpu-node-17.example', slurm_restart='1'),
+                   dict(slurm_restart='0')):
+        path = _write_lock(str(tmp_path), dict(lock_record(), pid=1,
+                                               slurm_job='4242', **holder))
+        lock = WorkDirLock(str(tmp_path))
+        lock.acquire()
+        assert lock.held
+        lock.release()
+        assert not osp.exists(path)
+    _write_lock(str(tmp_path), dict(lock_record(), slurm_job='4141',
+                                    host='gpu-node-17.example'))
+    with pytest.raises(WorkDirInUseError):
+        WorkDirLock(str(tmp_path)).acquire()
+
+
 def test_stale_lock_of_a_dead_pid_is_taken_over_and_removed(
         synthetic_root, tmp_path, logs):
     proc = subprocess.Popen(['sleep', '600'])

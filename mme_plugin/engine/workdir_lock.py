@@ -15,6 +15,9 @@ checkpoints and ``last_checkpoint`` overwrote each other. With
   stale when it is of this host and its pid is not running, or now belongs
   to another process (another start time or boot id): it is taken over
   with a log line;
+* a lock left by an earlier instance of the same Slurm job (same
+  ``SLURM_JOB_ID``, another host or ``SLURM_RESTART_COUNT``: a requeued
+  job) is stale too;
 * a lock of a live run, or of another host (whose processes cannot be
   checked from here), is refused with :class:`WorkDirInUseError` naming
   host, pid, start and command, and saying to delete the file if that run
@@ -107,11 +110,38 @@ def lock_record(pid: Optional[int] = None) -> dict:
         boot_id=_boot_id(),
         started=time.strftime('%Y-%m-%d %H:%M:%S %z'),
         command=_command(pid),
+        slurm_job=os.environ.get('SLURM_JOB_ID'),
+        slurm_restart=os.environ.get('SLURM_RESTART_COUNT', '0'),
         token=uuid.uuid4().hex)
+
+
+def _requeued(holder: dict) -> Optional[str]:
+    """Why ``holder`` is an earlier instance of this Slurm job, or None.
+
+    Slurm runs one instance of a job at a time; a requeued job (after a
+    node failure, a preemption or ``scontrol requeue``) keeps its job id,
+    may land on another node, and counts up ``SLURM_RESTART_COUNT``. A
+    lock of the same job id from another host or another restart count is
+    therefore left by a run that is gone (killed without running its exit
+    handlers).
+    """
+    job = os.environ.get('SLURM_JOB_ID')
+    if not job or holder.get('slurm_job') != job:
+        return None
+    restart = os.environ.get('SLURM_RESTART_COUNT', '0')
+    if holder.get('host') != socket.gethostname() or \
+            holder.get('slurm_restart', '0') != restart:
+        return (f'it was left by an earlier instance of Slurm job {job} '
+                f'(restart {holder.get("slurm_restart", "0")}, host '
+                f'{holder.get("host")}), which was requeued')
+    return None
 
 
 def _stale_reason(holder: dict) -> Optional[str]:
     """Why the lock of ``holder`` is stale, or None if it may be live."""
+    requeued = _requeued(holder)
+    if requeued:
+        return requeued
     if holder.get('host') != socket.gethostname():
         return None  # another host: cannot be checked from here
     pid = holder.get('pid')
