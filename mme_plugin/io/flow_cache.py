@@ -28,8 +28,10 @@ class FlowCache:
     """A lossless on-disk cache of the consecutive flows of each video.
 
     One entry per (video, backend settings): ``<root>/<relpath>.<tag>.npy``
+    (``tag``: :attr:`FlowBackend.tag <mme_plugin.ops.FlowBackend.tag>`)
     holds int16 flows ``[num_frames - 1, h, w, 2]`` in 1/``QUANT`` px
-    (|flow| < 512 px, resolution 1/64 px) at the backend's working resolution,
+    (|flow| < 512 px, resolution 1/64 px) at the backend's working resolution
+    (:meth:`FlowBackend.working_res <mme_plugin.ops.FlowBackend.working_res>`),
     and ``.json`` beside it the metadata that detects stale entries (video
     size, nanosecond mtime and a fingerprint of three 64 KiB chunks, so a
     video replaced by another of the same size with its mtime kept is

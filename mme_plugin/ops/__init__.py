@@ -2,8 +2,9 @@
 flow backends, point tracking, HOG (NumPy and PyTorch), flow reliability
 measures and the token layout."""
 from .farneback_torch import farneback_flow
-from .flow import (DISFlow, FarnebackFlow, TorchFarnebackFlow,
-                   build_flow_backend, resize_flow, to_full_res)
+from .flow import (CallableFlow, DISFlow, FarnebackFlow, FlowBackend,
+                   TorchFarnebackFlow, build_flow_backend, resize_flow,
+                   to_full_res)
 from .flow_reliability import (REJECT_REASONS, cut_statistics,
                                fb_inconsistent, fb_round_trip,
                                histogram_distance, pair_cut_statistics,
@@ -19,7 +20,8 @@ from .tracking import (grid_points, inside_frame, sample_bilinear,
                        track_points)
 
 __all__ = [
-    'DISFlow', 'FarnebackFlow', 'TorchFarnebackFlow', 'farneback_flow',
+    'FlowBackend', 'CallableFlow', 'DISFlow', 'FarnebackFlow',
+    'TorchFarnebackFlow', 'farneback_flow',
     'build_flow_backend', 'resize_flow',
     'to_full_res', 'REJECT_REASONS', 'cut_statistics', 'fb_inconsistent',
     'fb_round_trip', 'histogram_distance', 'pair_cut_statistics',

@@ -1,4 +1,4 @@
-"""Optical flow backends: any callable ``(prev, next) -> H x W x 2``.
+"""Optical flow backends: subclasses of :class:`FlowBackend`.
 
 The release computes Farneback flow offline with a CUDA OpenCV binary,
 stores it as uint8-quantized lossy mp4 and forgets to de-quantize it when
@@ -6,11 +6,14 @@ reading (release spec sections 2.1 and 8.1). Here flow is computed in float
 pixels by a backend registered in ``TASK_UTILS`` (OpenCV Farneback at the
 release's settings, DIS, or the same Farneback in PyTorch:
 ``TorchFarnebackFlow``), so a GPU flow model can replace it: a backend is
-any callable ``(prev, next) -> HxWx2 float32`` on uint8 RGB frames. The
-``ComputeFlow`` transform runs it on every tube; :mod:`mme_plugin.io` keeps
-a lossless cache of its output.
+a :class:`FlowBackend` subclass (one abstract method, ``compute``), called
+``(prev, next) -> HxWx2 float32`` on uint8 RGB frames; a plain callable is
+wrapped (:class:`CallableFlow`, no cache). The ``ComputeFlow`` transform
+runs it on every tube; :mod:`mme_plugin.io` keeps a lossless cache of its
+output, keyed by the backend's ``tag``.
 """
 import hashlib
+from abc import ABCMeta, abstractmethod
 from typing import Sequence
 
 import cv2
@@ -20,8 +23,9 @@ import torch
 from mme_plugin.registry import TASK_UTILS
 from .farneback_torch import farneback_flow
 
-__all__ = ['FarnebackFlow', 'DISFlow', 'TorchFarnebackFlow',
-           'build_flow_backend', 'resize_flow', 'to_full_res']
+__all__ = ['FlowBackend', 'CallableFlow', 'FarnebackFlow', 'DISFlow',
+           'TorchFarnebackFlow', 'build_flow_backend', 'resize_flow',
+           'to_full_res']
 
 
 def _to_gray(img: np.ndarray, scale: float) -> np.ndarray:
@@ -60,8 +64,19 @@ def to_full_res(flow: np.ndarray, shape: Sequence[int]) -> np.ndarray:
     return resize_flow(flow, (w, h))
 
 
-class _FlowBackend:
-    """Base class: grayscale conversion, optional downscaling, float output.
+class FlowBackend(metaclass=ABCMeta):
+    """Base class of the flow backends: what :class:`ComputeFlow` and the
+    flow cache (:class:`~mme_plugin.io.FlowCache`) need.
+
+    A backend turns each frame into its working input once
+    (:meth:`prepare`: grayscale, resized by ``scale``), computes flow
+    between prepared frames at that working resolution (:meth:`compute`,
+    the one abstract method; :meth:`compute_batch` for many pairs, e.g. in
+    one batch on a GPU), and gives it back in full-resolution pixels
+    (:meth:`__call__`), at the working resolution (:meth:`working_res`,
+    what the cache stores), or along a tube (:meth:`chain`). :attr:`tag`
+    names the backend and its settings (the cache key). A GPU backend
+    overrides :meth:`compute_batch`, an RGB one :meth:`prepare`.
 
     Args:
         scale (float): Compute flow on frames resized by this factor (speed);
@@ -74,29 +89,43 @@ class _FlowBackend:
             raise ValueError(f'scale must be in (0, 1], got {scale}')
         self.scale = float(scale)
 
-    def _flow(self, prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+    def prepare(self, frame: np.ndarray) -> np.ndarray:
+        """One frame (uint8 RGB or gray) as :meth:`compute` takes it: gray,
+        resized by ``scale``."""
+        return _to_gray(frame, self.scale)
+
+    @abstractmethod
+    def compute(self, prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
+        """Flow ``h x w x 2`` from ``prev`` to ``nxt``, both prepared
+        (:meth:`prepare`), in working-resolution pixels."""
+
+    def compute_batch(self, prevs: Sequence[np.ndarray],
+                      nexts: Sequence[np.ndarray]) -> np.ndarray:
+        """Flows of prepared pairs, ``[N, h, w, 2]`` float32 (one
+        :meth:`compute` per pair)."""
+        return np.stack([self.compute(a, b).astype(np.float32)
+                         for a, b in zip(prevs, nexts)])
 
     def working_res(self, prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
         """Flow at the working resolution (``scale`` x frame size), in
         working-resolution pixels; what
         :class:`~mme_plugin.io.FlowCache` stores."""
-        return self._flow(_to_gray(prev, self.scale),
-                          _to_gray(nxt, self.scale)).astype(np.float32)
+        return self.compute(self.prepare(prev),
+                            self.prepare(nxt)).astype(np.float32)
 
     def chain(self, frames: Sequence[np.ndarray],
               full_res: bool = True) -> np.ndarray:
         """Flows between consecutive ``frames``: ``[len - 1, H, W, 2]``,
-        like ``__call__`` on each pair, each frame converted once. With
-        ``full_res=False`` they stay at the working resolution, in its
-        pixels (what :meth:`working_res` gives)."""
-        grays = [_to_gray(f, self.scale) for f in frames]
-        shape = np.shape(frames[0])[:2]
-        flows = [self._flow(a, b).astype(np.float32)
-                 for a, b in zip(grays[:-1], grays[1:])]
+        like ``__call__`` on each pair, each frame prepared once
+        (:meth:`compute_batch` on all pairs). With ``full_res=False`` they
+        stay at the working resolution, in its pixels (what
+        :meth:`working_res` gives)."""
+        prepared = [self.prepare(f) for f in frames]
+        flows = self.compute_batch(prepared[:-1], prepared[1:])
         if full_res:
-            flows = [to_full_res(f, shape) for f in flows]
-        return np.stack(flows)
+            shape = np.shape(frames[0])[:2]
+            flows = np.stack([to_full_res(f, shape) for f in flows])
+        return flows
 
     def __call__(self, prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
         """Flow from ``prev`` to ``nxt`` (uint8 RGB or gray), HxWx2 float32.
@@ -108,15 +137,56 @@ class _FlowBackend:
 
     @property
     def tag(self) -> str:
-        """Identifies the backend and its settings (the cache key)."""
+        """Identifies the backend and its settings (the cache key): the
+        class name and a hash of the public attributes (those not starting
+        with ``_``; keep settings that do not change the flow, e.g. a
+        device, private)."""
         items = sorted((k, v) for k, v in vars(self).items()
                        if not k.startswith('_'))
         return type(self).__name__ + hashlib.sha1(
             repr(items).encode()).hexdigest()[:8]
 
 
+#: Former private name of :class:`FlowBackend`.
+_FlowBackend = FlowBackend
+
+
+class CallableFlow(FlowBackend):
+    """A plain callable ``(prev, next) -> H x W x 2`` (full-resolution RGB
+    frames in, full-resolution pixels out) as a :class:`FlowBackend`, what
+    :func:`build_flow_backend` makes of one. It has no :attr:`tag`: to
+    cache its flow, subclass :class:`FlowBackend` instead.
+
+    Args:
+        fn (callable): The flow function.
+    """
+
+    def __init__(self, fn) -> None:
+        super().__init__(1.0)
+        self._fn = fn
+
+    def prepare(self, frame: np.ndarray) -> np.ndarray:
+        """The frame as is."""
+        return frame
+
+    def compute(self, prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
+        """``fn(prev, nxt)``."""
+        return self._fn(prev, nxt)
+
+    @property
+    def tag(self) -> str:
+        raise TypeError(
+            f'flow backend {self._fn!r} is a plain callable, which the flow '
+            'cache cannot key: subclass mme_plugin.ops.FlowBackend, register '
+            'it in TASK_UTILS and give ComputeFlow its config (or drop '
+            'cache_dir)')
+
+    def __repr__(self) -> str:
+        return f'{type(self).__name__}({self._fn!r})'
+
+
 @TASK_UTILS.register_module()
-class FarnebackFlow(_FlowBackend):
+class FarnebackFlow(FlowBackend):
     """OpenCV Farneback flow with the CUDA defaults the release used.
 
     Defaults follow ``cv::cuda::FarnebackOpticalFlow::create()`` (levels 5,
@@ -124,7 +194,7 @@ class FarnebackFlow(_FlowBackend):
     flow of the authors' ``dense_flow`` binary (``docs/release_spec.md`` 2.1).
 
     Args:
-        scale (float): See :class:`_FlowBackend`. Defaults to 1.0.
+        scale (float): See :class:`FlowBackend`. Defaults to 1.0.
         levels (int): Pyramid levels. Defaults to 5.
         pyr_scale (float): Pyramid scale. Defaults to 0.5.
         winsize (int): Averaging window. Defaults to 13.
@@ -145,7 +215,8 @@ class FarnebackFlow(_FlowBackend):
         self.poly_n = poly_n
         self.poly_sigma = poly_sigma
 
-    def _flow(self, prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
+    def compute(self, prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
+        """OpenCV Farneback on two gray frames."""
         # Pyramid levels beyond what the frame size allows would fail.
         levels = max(1, min(self.levels,
                             int(np.log(min(prev.shape) / 8) /
@@ -156,11 +227,11 @@ class FarnebackFlow(_FlowBackend):
 
 
 @TASK_UTILS.register_module()
-class DISFlow(_FlowBackend):
+class DISFlow(FlowBackend):
     """OpenCV DIS flow: 4x (medium) to 20x (fast) faster than Farneback.
 
     Args:
-        scale (float): See :class:`_FlowBackend`. Defaults to 1.0.
+        scale (float): See :class:`FlowBackend`. Defaults to 1.0.
         preset (str): ``'ultrafast'``, ``'fast'`` or ``'medium'``.
             Defaults to ``'medium'``.
     """
@@ -178,7 +249,8 @@ class DISFlow(_FlowBackend):
         self.preset = preset
         self._dis = None
 
-    def _flow(self, prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
+    def compute(self, prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
+        """OpenCV DIS on two gray frames."""
         if self._dis is None:  # not picklable: create lazily per worker
             self._dis = cv2.DISOpticalFlow_create(self._PRESETS[self.preset])
         return self._dis.calc(prev, nxt, None)
@@ -190,7 +262,7 @@ class DISFlow(_FlowBackend):
 
 
 @TASK_UTILS.register_module()
-class TorchFarnebackFlow(_FlowBackend):
+class TorchFarnebackFlow(FlowBackend):
     """Farneback flow by the PyTorch kernel
     :func:`~mme_plugin.ops.farneback_torch.farneback_flow`.
 
@@ -202,7 +274,7 @@ class TorchFarnebackFlow(_FlowBackend):
     kernel that can move flow onto the training device.
 
     Args:
-        scale (float): See :class:`_FlowBackend`. Defaults to 1.0.
+        scale (float): See :class:`FlowBackend`. Defaults to 1.0.
         levels (int): Pyramid levels. Defaults to 5.
         pyr_scale (float): Pyramid scale. Defaults to 0.5.
         winsize (int): Averaging window. Defaults to 13.
@@ -232,9 +304,10 @@ class TorchFarnebackFlow(_FlowBackend):
         self.gaussian = bool(gaussian)
         self._device = device
 
-    def _batch(self, prevs: Sequence[np.ndarray],
-               nexts: Sequence[np.ndarray]) -> np.ndarray:
-        """Flows of gray uint8 pairs, ``[N, H, W, 2]`` float32."""
+    def compute_batch(self, prevs: Sequence[np.ndarray],
+                      nexts: Sequence[np.ndarray]) -> np.ndarray:
+        """Flows of gray uint8 pairs, ``[N, H, W, 2]`` float32, in one
+        batch."""
         shape = np.shape(prevs[0])
         # The same level clamp as FarnebackFlow.
         levels = max(1, min(self.levels,
@@ -247,22 +320,27 @@ class TorchFarnebackFlow(_FlowBackend):
                               self.gaussian)
         return flow.float().cpu().numpy()
 
-    def _flow(self, prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
-        return self._batch([prev], [nxt])[0]
-
-    def chain(self, frames: Sequence[np.ndarray],
-              full_res: bool = True) -> np.ndarray:
-        """As :meth:`_FlowBackend.chain`, all pairs in one batch."""
-        grays = [_to_gray(f, self.scale) for f in frames]
-        flows = self._batch(grays[:-1], grays[1:])
-        if full_res:
-            shape = np.shape(frames[0])[:2]
-            flows = np.stack([to_full_res(f, shape) for f in flows])
-        return flows
+    def compute(self, prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
+        """One pair (:meth:`compute_batch` of one)."""
+        return self.compute_batch([prev], [nxt])[0]
 
 
-def build_flow_backend(cfg) -> _FlowBackend:
-    """Build a flow backend from a config dict (or return a callable as is)."""
-    if callable(cfg):
+def build_flow_backend(cfg) -> FlowBackend:
+    """Build a flow backend from a config dict; a :class:`FlowBackend` is
+    returned as is, another callable wrapped (:class:`CallableFlow`).
+
+    Raises:
+        TypeError: If the config builds something that is not a
+            :class:`FlowBackend`.
+    """
+    if isinstance(cfg, FlowBackend):
         return cfg
-    return TASK_UTILS.build(cfg)
+    if callable(cfg):
+        return CallableFlow(cfg)
+    backend = TASK_UTILS.build(cfg)
+    if not isinstance(backend, FlowBackend):
+        if callable(backend):
+            return CallableFlow(backend)
+        raise TypeError(f'flow backend {cfg} built {type(backend).__name__},'
+                        ' which is not a mme_plugin.ops.FlowBackend')
+    return backend

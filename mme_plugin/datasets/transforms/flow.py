@@ -10,7 +10,7 @@ from mmcv.transforms import BaseTransform
 
 from mme_plugin.io.flow_cache import (FlowCache, FlowCacheError,
                                       FlowCacheReadOnly)
-from mme_plugin.ops.flow import build_flow_backend
+from mme_plugin.ops.flow import FlowBackend, build_flow_backend
 from mme_plugin.registry import TRANSFORMS
 
 __all__ = ['ComputeFlow']
@@ -31,9 +31,11 @@ class ComputeFlow(BaseTransform):
     same shape and units.
 
     Args:
-        backend (dict): Flow backend config, e.g.
+        backend (dict | FlowBackend): Flow backend config, e.g.
             ``dict(type='FarnebackFlow')`` or
-            ``dict(type='DISFlow', preset='fast', scale=0.5)``.
+            ``dict(type='DISFlow', preset='fast', scale=0.5)``
+            (a :class:`~mme_plugin.ops.FlowBackend`; a plain callable is
+            wrapped, without cache support).
         cache_dir (str, optional): Flow cache directory
             (:class:`~mme_plugin.io.FlowCache`), filled by
             ``tools/data/extract_trajectories.py``. Defaults to None (no
@@ -72,7 +74,7 @@ class ComputeFlow(BaseTransform):
         self.full_res = full_res
         self.backward = backward
         self.backend_cfg = backend
-        self.backend = build_flow_backend(backend)
+        self.backend: FlowBackend = build_flow_backend(backend)
         self.cache = FlowCache(cache_dir, data_root) if cache_dir else None
         self.cache_mode = cache_mode
         self._read_only = False  # set once a write found it unwritable
@@ -81,20 +83,11 @@ class ComputeFlow(BaseTransform):
                  ) -> np.ndarray:
         """Flows of every tube's consecutive dense frames; ``backward``:
         from each frame to the one before it (same indexing)."""
-        n, s = dense.shape[:2]
-        chain = getattr(self.backend, 'chain', None)  # any callable works
-        if chain is not None:
-            if backward:
-                return np.stack([chain(d[::-1], self.full_res)[::-1]
-                                 for d in dense])
-            return np.stack([chain(d, self.full_res) for d in dense])
-        flows = np.empty((n, s - 1, *dense.shape[2:4], 2), np.float32)
-        for i in range(n):
-            for j in range(s - 1):
-                a, b = dense[i, j], dense[i, j + 1]
-                flows[i, j] = self.backend(b, a) if backward else \
-                    self.backend(a, b)
-        return flows
+        if backward:
+            return np.stack([self.backend.chain(d[::-1], self.full_res)[::-1]
+                             for d in dense])
+        return np.stack([self.backend.chain(d, self.full_res)
+                         for d in dense])
 
     def _compute_all(self, results: Dict) -> Dict:
         dense = results['dense_imgs']

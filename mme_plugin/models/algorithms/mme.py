@@ -3,15 +3,14 @@ from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 from mmengine.model import BaseModel
-from torch import Tensor
+from torch import Tensor, nn
 
-from mme_plugin.ops.flow_reliability import REJECT_REASONS
-from mme_plugin.ops.mask_index import gather_tokens, indices_from_mask
+from mme_plugin.ops.mask_index import indices_from_mask
 from mme_plugin.registry import MODELS
 from mme_plugin.utils.config_checks import check_mme_weights
 
 from ..losses.mme_loss import NoValidTargetsError
-from ..targets import MMETarget, stack_samples
+from ..targets import stack_samples
 from .batch_checks import BatchChecks, fp16_autocast_active
 
 __all__ = ['MME']
@@ -115,7 +114,7 @@ class MME(BaseModel):
 
     def _build_targets(self, targets: Optional[Dict], decoder: Dict,
                        loss: Dict, pixel_norm: bool,
-                       hog_target: Optional[Dict]) -> Dict[str, MMETarget]:
+                       hog_target: Optional[Dict]) -> nn.ModuleDict:
         """Build the target units (from ``decoder.head_dims`` for a legacy
         config)."""
         if targets is None:
@@ -139,7 +138,7 @@ class MME(BaseModel):
         elif hog_target is not None:
             raise ValueError('hog_target is for legacy configs: set '
                              'device_hog in the hog target instead')
-        built = {}
+        built = nn.ModuleDict()
         for name, cfg in targets.items():
             unit = MODELS.build(cfg)
             unit.setup(self.backbone)
@@ -233,8 +232,8 @@ class MME(BaseModel):
             inputs (Tensor): ``[B, C, T, H, W]`` preprocessed clips.
             data_samples (list): Samples carrying the pipeline's targets.
             token_idx (Tensor, optional): ``[B, M]`` token indices; targets
-                that can (``selects_tokens``, e.g. the on-device HOG) compute
-                only these. Defaults to None: every token.
+                that can (e.g. the on-device HOG) compute only these.
+                Defaults to None: every token.
 
         Returns:
             tuple: ``{name: [B, N, D]}`` targets (``[B, M, D]`` with
@@ -243,31 +242,42 @@ class MME(BaseModel):
         """
         targets, valids = {}, {}
         for name, unit in self.targets.items():
-            if token_idx is not None and getattr(unit, 'selects_tokens',
-                                                 False):
-                targets[name], valids[name] = unit(
-                    self, inputs, data_samples, token_idx=token_idx)
-                continue
-            full, valid = unit(self, inputs, data_samples)
-            if token_idx is not None:
-                full = gather_tokens(full, token_idx)
-                valid = None if valid is None else gather_tokens(
-                    valid, token_idx)
-            targets[name], valids[name] = full, valid
+            targets[name], valids[name] = unit(self, inputs, data_samples,
+                                               token_idx)
         return targets, valids
 
     def loss(self, inputs: Tensor, preds: Dict[str, Tensor],
              masked_idx: Tensor, data_samples: List) -> Dict[str, Tensor]:
-        """Loss terms plus monitors (``traj_valid``, ``<name>_target_abs``
-        and, if the pipeline packs ``traj_reject``, the fraction of points
-        rejected per reason, ``reject_<reason>``; with ``traj_motionless``,
-        the fraction of motionless clips, ``motionless``)."""
-        # targets of the masked tokens only ([B, N_masked, D])
-        full_targets, full_valids = self.build_targets(inputs, data_samples,
-                                                       masked_idx)
-        targets, valids = {}, {}
+        """Loss terms of the masked tokens plus each target's monitors
+        (:meth:`MMETarget.monitors`: ``<name>_target_abs``; the trajectory
+        target's ``traj_valid``, ``reject_<reason>``, ``motionless``)."""
+        targets, valids = self._flat_targets(inputs, preds, masked_idx,
+                                             data_samples)
+        try:
+            losses = self.loss_module(
+                {k: v.flatten(0, 1) for k, v in preds.items()}, targets,
+                valids)
+        except NoValidTargetsError as e:
+            raise NoValidTargetsError(
+                f'{e} Samples: {self._files(data_samples)}') from None
+        self._check_batch(losses, targets, valids, data_samples)
+        for name, unit in self.targets.items():
+            for key, value in unit.monitors(name, targets[name],
+                                            valids[name],
+                                            data_samples).items():
+                losses.setdefault(key, value)
+        return losses
+
+    def _flat_targets(
+        self, inputs: Tensor, preds: Dict[str, Tensor], masked_idx: Tensor,
+        data_samples: List
+    ) -> Tuple[Dict[str, Tensor], Dict[str, Optional[Tensor]]]:
+        """Targets ``[B * N_masked, D]`` and validities of the masked
+        tokens, checked against the decoder heads' sizes."""
+        targets, valids = self.build_targets(inputs, data_samples,
+                                             masked_idx)
         for name in self.target_names:
-            full, valid = full_targets[name], full_valids[name]
+            full, valid = targets[name], valids[name]
             if full.shape[-1] != preds[name].shape[-1]:
                 raise ValueError(
                     f'{name} targets have {full.shape[-1]} values per token '
@@ -277,26 +287,7 @@ class MME(BaseModel):
                     f'{self.targets[name]!r}')
             targets[name] = full.flatten(0, 1)
             valids[name] = None if valid is None else valid.flatten(0, 1)
-        flat_preds = {k: v.flatten(0, 1) for k, v in preds.items()}
-        try:
-            losses = self.loss_module(flat_preds, targets, valids)
-        except NoValidTargetsError as e:
-            raise NoValidTargetsError(
-                f'{e} Samples: {self._files(data_samples)}') from None
-        self._check_batch(losses, targets, valids, data_samples)
-        with torch.no_grad():
-            if valids.get('traj') is not None:
-                losses['traj_valid'] = valids['traj'].float().mean()
-            for name, tgt in targets.items():
-                losses[f'{name}_target_abs'] = tgt.abs().mean()
-            reject = self._stack(data_samples, 'traj_reject', inputs.device)
-            if reject is not None:  # BuildMMETargets' per-reason fractions
-                for k, why in enumerate(REJECT_REASONS):
-                    losses[f'reject_{why}'] = reject[:, k].float().mean()
-            still = self._stack(data_samples, 'traj_motionless', inputs.device)
-            if still is not None:  # BuildMMETargets: near-zero targets
-                losses['motionless'] = still.float().mean()
-        return losses
+        return targets, valids
 
     def _check_batch(self, losses: Dict[str, Tensor],
                      targets: Dict[str, Tensor],

@@ -1,20 +1,25 @@
-"""What a pretraining target is: a registry-built unit of the MME model.
+"""What a pretraining target is: a registry-built ``nn.Module`` of the MME
+model.
 
 A target knows its per-token feature size from its own settings (so the
-decoder's heads are sized from the targets, never by hand), and returns,
-for a batch, its per-token values and validity on the model's device. The
-model (:class:`~mme_plugin.models.MME`) holds a dict of them with their loss
-weights and has no per-name code. The layout of every per-token target is
-that of :func:`~mme_plugin.ops.grid_to_tokens` (the ViT's ``(t, h, w)``
-order).
+decoder's heads are sized from the targets, never by hand), returns, for a
+batch, its per-token values and validity on the model's device, and names
+the monitors it logs. The model (:class:`~mme_plugin.models.MME`) holds them
+in an ``nn.ModuleDict`` (shown by ``print(model)``, moved by ``.to()``) with
+their loss weights and has no per-name code. Targets hold no persistent
+state: they add no ``state_dict`` keys, so checkpoints are independent of
+them. The layout of every per-token target is that of
+:func:`~mme_plugin.ops.grid_to_tokens` (the ViT's ``(t, h, w)`` order).
 
 The results contract (which pipeline step adds which key, with shapes) is
 the table in ``docs/mme_design.md``.
 """
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
+
+from mme_plugin.ops.mask_index import gather_tokens
 
 __all__ = ['MMETarget', 'stack_samples']
 
@@ -35,8 +40,12 @@ def stack_samples(data_samples: List, key: str,
                         for ds in data_samples]).to(device)
 
 
-class MMETarget:
+class MMETarget(nn.Module):
     """Base class of the pretraining targets.
+
+    A subclass implements :meth:`derived_dim` and :meth:`compute` (every
+    token); one that can compute only some tokens overrides
+    :meth:`forward` instead. :meth:`monitors` adds what it logs.
 
     Args:
         weight (float): Loss weight of the target. Defaults to 1.0.
@@ -45,12 +54,9 @@ class MMETarget:
             None.
     """
 
-    #: Whether ``__call__`` takes ``token_idx`` (``[B, M]``) and computes
-    #: only those tokens; otherwise the model gathers them from all tokens.
-    selects_tokens = False
-
     def __init__(self, weight: float = 1.0,
                  feat_dim: Optional[int] = None) -> None:
+        super().__init__()
         self.weight = float(weight)
         self._feat_dim = feat_dim
         self.patch_size: Optional[int] = None
@@ -71,10 +77,10 @@ class MMETarget:
         return self._feat_dim if self._feat_dim is not None else \
             self.derived_dim()
 
-    def __call__(self, model, inputs: Tensor, data_samples: List
-                 ) -> Tuple[Tensor, Optional[Tensor]]:
+    def compute(self, model, inputs: Tensor, data_samples: List
+                ) -> Tuple[Tensor, Optional[Tensor]]:
         """Per-token targets ``[B, N, D]`` and validity ``[B, N]`` bool
-        (None: all valid) of a batch, on ``inputs.device``.
+        (None: all valid) of every token of a batch, on ``inputs.device``.
 
         Args:
             model (MME): The model (its preprocessor, for un-normalising).
@@ -83,6 +89,31 @@ class MMETarget:
         """
         raise NotImplementedError
 
-    def __repr__(self) -> str:
-        return (f'{type(self).__name__}(weight={self.weight}, '
-                f'feat_dim={self._feat_dim})')
+    def forward(self, model, inputs: Tensor, data_samples: List,
+                token_idx: Optional[Tensor] = None
+                ) -> Tuple[Tensor, Optional[Tensor]]:
+        """:meth:`compute`, then (with ``token_idx``, ``[B, M]``) the tokens
+        ``token_idx`` of it: ``[B, M, D]`` and ``[B, M]``."""
+        full, valid = self.compute(model, inputs, data_samples)
+        if token_idx is not None:
+            full = gather_tokens(full, token_idx)
+            valid = None if valid is None else gather_tokens(
+                valid, token_idx)
+        return full, valid
+
+    @torch.no_grad()
+    def monitors(self, name: str, target: Tensor, valid: Optional[Tensor],
+                 data_samples: List) -> Dict[str, Tensor]:
+        """Log values of this target: ``<name>_target_abs``, the mean
+        absolute target of the loss's tokens.
+
+        Args:
+            name (str): The target's name in the model.
+            target (Tensor): ``[K, D]`` targets the loss read.
+            valid (Tensor, optional): ``[K]`` their validity.
+            data_samples (list): The batch's packed samples.
+        """
+        return {f'{name}_target_abs': target.abs().mean()}
+
+    def extra_repr(self) -> str:
+        return f'weight={self.weight}, feat_dim={self._feat_dim}'

@@ -63,8 +63,11 @@ class PixelTarget(MMETarget):
         """``tubelet * patch^2 * 3``."""
         return self.tubelet_size * self.patch_size**2 * 3
 
-    def __call__(self, model, inputs: Tensor, data_samples: List
-                 ) -> Tuple[Tensor, Optional[Tensor]]:
+    def compute(self, model, inputs: Tensor, data_samples: List
+                ) -> Tuple[Tensor, Optional[Tensor]]:
         """Pixels of the un-normalised input; every token valid."""
         return pixel_targets(model.unnormalize(inputs), self.patch_size,
                              self.tubelet_size, self.normalize), None
+
+    def extra_repr(self) -> str:
+        return f'normalize={self.normalize}, ' + super().extra_repr()
