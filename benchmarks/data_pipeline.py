@@ -45,8 +45,8 @@ import torch  # noqa: E402
 
 from mme_plugin.datasets.synthetic import render_clip  # noqa: E402
 from mme_plugin.io import write_video  # noqa: E402
-from mme_plugin.datasets.transforms import (  # noqa: E402
-    ComputeFlow, grid_points, track_points)
+from mme_plugin.datasets.transforms import ComputeFlow  # noqa: E402
+from mme_plugin.ops import grid_points, track_points  # noqa: E402
 from mme_plugin.evaluation.flow_quality import FLOW_CHOICES  # noqa: E402
 from mme_plugin.registry import TRANSFORMS  # noqa: E402
 from mme_plugin.utils import register_all_modules  # noqa: E402
@@ -255,7 +255,7 @@ def scaled_pipeline(base: List[Dict], clip_len: int, traj_len: int,
     out = []
     for t in base:
         t = dict(t)
-        if t['type'] == 'DenseSampleFrames':
+        if t['type'] == 'MMESampleFrames':
             t.update(clip_len=clip_len, traj_len=traj_len)
         elif t['type'] == 'MotionMultiScaleCrop':
             t.update(input_size=size)
@@ -292,7 +292,7 @@ def cache_check_cost(videos: List[str], cache: str, tag: str,
     """Milliseconds per :meth:`FlowCache.check` (stat, content fingerprint,
     metadata and ``.npy`` header: what every cached clip pays) and per
     fingerprint alone, averaged over ``calls`` calls per video."""
-    from mme_plugin.datasets.transforms import FlowCache
+    from mme_plugin.io import FlowCache
     fc = FlowCache(cache)
     frames = {v: json.load(open(fc.paths(v, tag)[1]))['num_frames']
               for v in videos}

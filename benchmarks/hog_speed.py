@@ -44,9 +44,9 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from mme_plugin.datasets.synthetic import render_clip  # noqa: E402
-from mme_plugin.datasets.transforms import ComputeHOG, grid_points  # noqa
+from mme_plugin.datasets.transforms import ComputeHOG  # noqa: E402
 from mme_plugin.models import PointHOG  # noqa: E402
-from mme_plugin.ops import hog_cell_maps  # noqa: E402
+from mme_plugin.ops import grid_points, hog_cell_maps  # noqa: E402
 
 
 def make_inputs(seed: int = 0):

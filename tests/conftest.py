@@ -87,10 +87,10 @@ def video(tmp_path) -> str:
 
 
 def decoded(video: str) -> dict:
-    """``video`` through VideoInit, DenseSampleFrames(4, 4, L=4, test mode)
+    """``video`` through VideoInit, MMESampleFrames(4, 4, L=4, test mode)
     and VideoDecode: sparse and dense frames."""
-    from mme_plugin.datasets.transforms import (DenseSampleFrames,
+    from mme_plugin.datasets.transforms import (MMESampleFrames,
                                                 VideoDecode, VideoInit)
     res = VideoInit()(dict(filename=video))
-    res = DenseSampleFrames(4, 4, traj_len=4, test_mode=True)(res)
+    res = MMESampleFrames(4, 4, traj_len=4, test_mode=True)(res)
     return VideoDecode(extra_keys=('dense_frame_inds', ))(res)

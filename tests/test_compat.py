@@ -22,7 +22,8 @@ def test_mmaction_models_import_and_drn_placeholder():
 
 
 def test_drn_shim_is_only_used_when_missing(monkeypatch):
-    monkeypatch.setattr(compat, '_real_drn_missing', lambda: False)
+    monkeypatch.setattr(compat.missing_drn, '_real_drn_missing',
+                        lambda: False)
     saved = {k: sys.modules.pop(k) for k in list(sys.modules)
              if k.startswith('mmaction.models.localizers.drn')}
     try:
@@ -119,3 +120,46 @@ def test_amp_recipe_falls_back_to_fp32_only_without_an_accelerator(
     assert on_cpu.optim_wrapper.optimizer == on_gpu.optim_wrapper.optimizer
     assert on_cpu.optim_wrapper.paramwise_cfg == \
         on_gpu.optim_wrapper.paramwise_cfg
+
+
+def test_every_shim_module_is_applied(monkeypatch):
+    # one module per shim, each with one ``patch_*`` that apply_all calls
+    import importlib
+    import pkgutil
+    called = []
+    modules = [m.name for m in pkgutil.iter_modules(compat.__path__)]
+    assert len(modules) == 7, modules
+    for name in modules:
+        mod = importlib.import_module(f'mme_plugin.compat.{name}')
+        patches = [n for n in mod.__all__ if n.startswith('patch_')]
+        assert len(patches) == 1, (name, mod.__all__)
+        assert patches[0] in compat.__all__
+        monkeypatch.setattr(compat, patches[0],
+                            lambda n=name: called.append(n))
+    compat.apply_all()
+    assert sorted(called) == sorted(modules)
+
+
+def test_saved_originals_hold_only_originals(monkeypatch):
+    # runtime flags of a patched runner are kept out of ``_ORIG``
+    from mme_plugin.engine import checkpoint_fit, safe_checkpoint, workdir_lock
+    monkeypatch.setitem(checkpoint_fit._ORIG, 'test', lambda self: 'ran')
+    monkeypatch.setitem(checkpoint_fit._ORIG, 'load_checkpoint',
+                        lambda self, f: 'loaded')
+    assert checkpoint_fit._test(None) == 'ran'
+    assert checkpoint_fit._runner_load_checkpoint(None, 'x.pth') == 'loaded'
+    for saved in (compat._ORIG, compat.cpu_distributed._ORIG,
+                  checkpoint_fit._ORIG, safe_checkpoint._ORIG,
+                  workdir_lock._ORIG):
+        assert saved and all(callable(v) for v in saved.values()), saved
+
+
+def test_repo_names_import_from_the_package():
+    from mme_plugin.compat import (_ORIG, _init_dist_pytorch_cpu_aware,
+                                   _load_local, _load_url, _SafeTorchProxy,
+                                   apply_all)
+    import mmengine.runner.checkpoint as ckpt_mod
+    assert ckpt_mod.load_url is _load_url
+    assert isinstance(ckpt_mod.torch, _SafeTorchProxy)
+    assert callable(_load_local) and callable(apply_all)
+    assert _ORIG['init_dist_pytorch'] is not _init_dist_pytorch_cpu_aware

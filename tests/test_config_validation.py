@@ -124,16 +124,16 @@ def test_every_shipped_config_passes_the_checks(config):
 
 @pytest.mark.parametrize('config', [TINY, SSV2])
 def test_traj_len_edit_that_disagrees_with_the_targets_is_named(config):
-    cfg = _cfg(config, **{f'{DS}.pipeline_edits.DenseSampleFrames.traj_len':
+    cfg = _cfg(config, **{f'{DS}.pipeline_edits.MMESampleFrames.traj_len':
                           3})
     want = cfg.model.targets.traj.traj_len
     with pytest.raises(ConfigCheckError) as e:
         check_config(cfg)
     msg = str(e.value)
-    assert (f'{DS}.pipeline_edits.DenseSampleFrames.traj_len = 3 but '
+    assert (f'{DS}.pipeline_edits.MMESampleFrames.traj_len = 3 but '
             f'model.targets.traj.traj_len = {want}') in msg
     assert f'model.targets.hog.traj_len = {want}' in msg
-    assert f'DenseSampleFrames.traj_len={want}' in msg  # the fix
+    assert f'MMESampleFrames.traj_len={want}' in msg  # the fix
     assert 'head_dims' not in msg
 
 
@@ -153,7 +153,7 @@ def _set_step(cfg, type_name, **values):
     ('BuildMMETargets', 'patch_size', 16, 'model.backbone.patch_size'),
     ('TubeMasking', 'patch_size', 16, 'model.backbone.patch_size'),
     ('TubeMasking', 'tubelet_size', 4, 'model.backbone.tubelet_size'),
-    ('DenseSampleFrames', 'clip_len', 16, 'model.backbone.num_frames'),
+    ('MMESampleFrames', 'clip_len', 16, 'model.backbone.num_frames'),
     ('MotionResize', 'scale', (96, 96), 'model.backbone.img_size'),
 ])
 def test_positional_geometry_mismatch_names_step_and_model_key(
@@ -232,7 +232,7 @@ def test_test_runs_check_the_test_pipeline(tmp_path):
 # ----------------------------------------------- pipeline_edits signatures
 STEPS = [dict(type='SampleFrames', clip_len=4),
          dict(type='Resize', scale=(-1, 64)),
-         dict(type='DenseSampleFrames', clip_len=4)]
+         dict(type='MMESampleFrames', clip_len=4)]
 
 
 @pytest.mark.parametrize('edits,match', [
@@ -240,13 +240,13 @@ STEPS = [dict(type='SampleFrames', clip_len=4),
      r"list\.txt: pipeline_edits\.SampleFrames\.num_clip: SampleFrames has "
      r"no argument 'num_clip' \(did you mean 'num_clips'\?\); it accepts: "
      r'clip_len, frame_interval, num_clips'),
-    (dict(DenseSampleFrames=dict(trajlen=2)),
-     r"DenseSampleFrames has no argument 'trajlen' .*traj_len"),
+    (dict(MMESampleFrames=dict(trajlen=2)),
+     r"MMESampleFrames has no argument 'trajlen' .*traj_len"),
     (dict(SampleFrames=dict(clip_len='8')),
      r"pipeline_edits\.SampleFrames\.clip_len='8': SampleFrames\.clip_len "
      r'expects int, got str'),
-    (dict(DenseSampleFrames=dict(traj_len=2.5)),
-     r'DenseSampleFrames\.traj_len expects int, got float'),
+    (dict(MMESampleFrames=dict(traj_len=2.5)),
+     r'MMESampleFrames\.traj_len expects int, got float'),
     (dict(SampleFrames=dict(test_mode='yes')),
      r'SampleFrames\.test_mode expects bool, got str'),
     (dict(Resize=dict(keep_ratio='no')),  # unannotated: from the default
@@ -263,7 +263,7 @@ def test_valid_edits_still_apply():
     out = apply_pipeline_edits(STEPS, dict(
         SampleFrames=dict(num_clips=5, target_fps=None, test_mode=1),
         Resize=dict(scale=(64, 64), keep_ratio=False),
-        DenseSampleFrames=dict(traj_len=2)), 'list.txt')
+        MMESampleFrames=dict(traj_len=2)), 'list.txt')
     assert out[0]['num_clips'] == 5 and out[1]['keep_ratio'] is False
     assert out[2]['traj_len'] == 2
 
@@ -322,8 +322,8 @@ def test_positional_override_that_an_edit_would_discard_is_an_error():
 def test_nested_positional_override_shows_the_nested_edit_form():
     cfg = Config.fromfile(SSV2)
     i = transform_index(cfg.train_dataloader.dataset.pipeline,
-                        'DenseSampleFrames')
-    with pytest.raises(SystemExit, match=rf'pipeline_edits\.DenseSampleFrames'
+                        'MMESampleFrames')
+    with pytest.raises(SystemExit, match=rf'pipeline_edits\.MMESampleFrames'
                        r'\.traj_len=4'):
         _train_cfg(SSV2, f'{DS}.pipeline.{i}.traj_len=4')
 

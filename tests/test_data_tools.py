@@ -243,7 +243,7 @@ def test_synthetic_dataset_decodes_identically_when_regenerated(tmp_path):
     # in 24, depending on the process state); the built-in dataset is
     # lossless so that every machine and run trains on the same frames.
     from mme_plugin.datasets.synthetic import make_synthetic_dataset
-    from mme_plugin.datasets.transforms import open_video
+    from mme_plugin.io import open_video
 
     def frames(root):
         make_synthetic_dataset(str(root), dict(train=3), num_frames=16,

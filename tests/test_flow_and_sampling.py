@@ -6,17 +6,18 @@ import pytest
 
 import mme_plugin  # noqa: F401
 from mme_plugin.datasets.synthetic import random_texture
-from mme_plugin.datasets.transforms import (ComputeFlow, DenseSampleFrames,
-                                            DISFlow, FarnebackFlow,
-                                            FlowCacheError, ShortVideoError)
+from mme_plugin.datasets.transforms import (ComputeFlow, MMESampleFrames,
+                                            ShortVideoError)
+from mme_plugin.io import FlowCacheError
+from mme_plugin.ops import DISFlow, FarnebackFlow
 
 from .conftest import decoded
 
 
 def test_dense_indices_cover_each_tube_span():
-    res = DenseSampleFrames(clip_len=16, frame_interval=4, traj_len=4,
-                            test_mode=True)(dict(total_frames=80,
-                                                 filename='v.mp4'))
+    res = MMESampleFrames(clip_len=16, frame_interval=4, traj_len=4,
+                          test_mode=True)(dict(total_frames=80,
+                                               filename='v.mp4'))
     sparse, dense = res['frame_inds'], res['dense_frame_inds']
     # span = 15 * 4 + 1 = 61 frames; centre offset (80 - 61) // 2 = 9
     assert sparse.tolist() == list(range(9, 9 + 64, 4))
@@ -29,12 +30,12 @@ def test_dense_indices_cover_each_tube_span():
 
 def test_short_video_error_names_file_and_fix():
     with pytest.raises(ShortVideoError, match=r'clip\.mp4.*40 frames.*61'):
-        DenseSampleFrames(16, 4, traj_len=4)(dict(total_frames=40,
-                                                  filename='clip.mp4'))
+        MMESampleFrames(16, 4, traj_len=4)(dict(total_frames=40,
+                                                filename='clip.mp4'))
 
 
 def test_random_offsets_stay_in_range():
-    t = DenseSampleFrames(8, 4, traj_len=4)
+    t = MMESampleFrames(8, 4, traj_len=4)
     for _ in range(50):
         r = t(dict(total_frames=40, filename='v'))
         assert r['dense_frame_inds'].max() < 40 and r['frame_inds'].min() >= 0

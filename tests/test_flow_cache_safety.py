@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import mme_plugin  # noqa: F401
-from mme_plugin.datasets.transforms import (ComputeFlow, FlowCache,
-                                            FlowCacheError)
+from mme_plugin.datasets.transforms import ComputeFlow
+from mme_plugin.io import FlowCache, FlowCacheError
 
 from .conftest import decoded
 

@@ -6,8 +6,8 @@ from mme_plugin.datasets.synthetic import random_texture, render_clip
 from mme_plugin.datasets.transforms import (BuildMMETargets,
                                             CheckTrajectoryReliability,
                                             ComputeFlow, ComputeTrajectories,
-                                            FlowCacheError, MotionFlip,
-                                            MotionResize)
+                                            MotionFlip, MotionResize)
+from mme_plugin.io import FlowCacheError
 from mme_plugin.ops import REJECT_REASONS, fb_inconsistent, warp_error
 
 CODE = {r: i + 1 for i, r in enumerate(REJECT_REASONS)}
@@ -236,7 +236,7 @@ def test_backward_flow_cache(tmp_path):
         both(dict(dense_imgs=frames[None, :3], filename=video,
                   total_frames=10, dense_frame_inds=np.array([[0, 1, 2]])))
     both.cache_mode = 'readwrite'
-    from mme_plugin.datasets.transforms import get_frames, open_video
+    from mme_plugin.io import get_frames, open_video
     decoded = np.stack(get_frames(open_video(video), video, range(10))[0])
     res = both(dict(dense_imgs=decoded[None, 2:5], filename=video,
                     total_frames=10, dense_frame_inds=np.array([[2, 3, 4]])))

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from mme_plugin.datasets.transforms import (ComputeHOG, cell_histogram_map,
-                                            pixel_orientation_votes)
+from mme_plugin.datasets.transforms import ComputeHOG
+from mme_plugin.ops import cell_histogram_map, pixel_orientation_votes
 
 
 def _edge(vertical: bool, size: int = 32) -> np.ndarray:
@@ -87,7 +87,7 @@ def test_torch_hog_matches_numpy_at_subpixel_and_outside_points(
         channels, atol):
     import torch
 
-    from mme_plugin.datasets.transforms import sample_bilinear
+    from mme_plugin.ops import sample_bilinear
     from mme_plugin.ops import hog_at_points
     frames = _textured_frames(3)
     rng = np.random.default_rng(1)
@@ -173,7 +173,7 @@ def test_point_windows_equal_cell_maps_and_masked_tokens_equal_all():
         np.float32))
     got = hog_at_points(frames, pts, chunk=3)
     maps = hog_cell_maps(frames).permute(0, 2, 3, 1).numpy()
-    from mme_plugin.datasets.transforms import sample_bilinear
+    from mme_plugin.ops import sample_bilinear
     ref = np.stack([sample_bilinear(maps[i], pts[i].numpy())
                     for i in range(4)])
     np.testing.assert_allclose(got.numpy(), ref, atol=1e-6)

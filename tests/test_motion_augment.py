@@ -86,7 +86,7 @@ def _pipeline(flow_first: bool):
     steps = [flow] + geo if flow_first else geo + [flow]
     return Compose([
         dict(type='VideoInit'),
-        dict(type='DenseSampleFrames', clip_len=4, frame_interval=4,
+        dict(type='MMESampleFrames', clip_len=4, frame_interval=4,
              traj_len=4, test_mode=True),
         dict(type='VideoDecode', extra_keys=('dense_frame_inds', )),
         *steps,

@@ -43,3 +43,32 @@ def test_plugin_config_builds_stock_model():
     model = reg.MODELS.build(cfg.model)
     assert type(model).__name__ == 'Recognizer3D'
     assert type(model.backbone).__name__ == 'VisionTransformer'
+
+
+def test_no_plugin_transform_shadows_a_stock_name():
+    # in the plugin scope an unprefixed mmaction / mmcv name must mean the
+    # stock class (the plugin's sampler was once ``DenseSampleFrames``,
+    # hiding mmaction's different ``DenseSampleFrames``)
+    register_all_modules()
+    stock, parent = set(), reg.TRANSFORMS.parent
+    while parent is not None:
+        stock |= set(parent.module_dict)
+        parent = parent.parent
+    assert 'DenseSampleFrames' in stock
+    assert not set(reg.TRANSFORMS.module_dict) & stock
+    assert reg.TRANSFORMS.get('DenseSampleFrames').__module__.startswith(
+        'mmaction')
+    assert reg.TRANSFORMS.get('MMESampleFrames').__module__.startswith(
+        'mme_plugin')
+
+
+def test_transforms_package_exports_only_transforms():
+    # kernels and I/O are imported from mme_plugin.ops / mme_plugin.io
+    import mme_plugin.datasets.transforms as transforms
+    register_all_modules()
+    for name in transforms.__all__:
+        obj = getattr(transforms, name)
+        assert (name in reg.TRANSFORMS.module_dict
+                or isinstance(obj, tuple)
+                or (isinstance(obj, type) and issubclass(obj, Exception))), \
+            name

@@ -4,7 +4,7 @@ import pytest
 from mmengine.config import Config
 
 from mme_plugin.datasets import RepeatAugVideoDataset
-from mme_plugin.datasets.transforms import open_video
+from mme_plugin.io import open_video
 from mme_plugin.utils import (effective_pipeline, find_transform,
                               register_all_modules)
 
@@ -18,7 +18,7 @@ def _dataset(root, pipeline, **kw):
 
 
 HEAD = [dict(type='VideoInit'),
-        dict(type='DenseSampleFrames', clip_len=4, frame_interval=2,
+        dict(type='MMESampleFrames', clip_len=4, frame_interval=2,
              traj_len=2),
         dict(type='VideoDecode', extra_keys=('dense_frame_inds', ))]
 

@@ -75,12 +75,20 @@ def test_a_method_is_ranked_only_if_every_loss_left_its_level_every_seed(
     assert 'chance 12.5 % (standard error 1.7 points at chance)' in table
     # results written before the spread was measured say so
     assert '| random init | 13.8 +- 1.8 | 13.8 +- 1.8 | not measured | ' \
-        'reference |' in table
+        'not measured | reference |' in table
     results[0]['probe']['mme'].update(relative_spread=0.05,
                                       participation_ratio=1.5)
     results[1]['probe']['mme'].update(relative_spread=0.07,
                                       participation_ratio=2.5)
-    assert '| 0.060 (2.0) | informative |' in sb.summarize(
+    assert '| 0.060 (2.0) | not measured | informative |' in sb.summarize(
+        results, ['videomae', 'mme'], num_test=400)
+    # the collapse measures: mean constant share (mean of each seed's
+    # largest block singular value ratio)
+    results[0]['probe']['mme'].update(constant_share=0.95,
+                                      sv_ratio=[6.0, 2.0])
+    results[1]['probe']['mme'].update(constant_share=0.97,
+                                      sv_ratio=[2.0, 4.0])
+    assert '| 0.060 (2.0) | 0.960 (5.0) | informative |' in sb.summarize(
         results, ['videomae', 'mme'], num_test=400)
 
 
@@ -154,7 +162,8 @@ def test_rescore_run_writes_rescored_results(sb, tmp_path, monkeypatch):
         def __call__(self, ck, seed):
             acc = 0.5 if ck and ck.endswith('epoch_20.pth') else 0.125
             return dict(test_acc=acc, train_acc=acc, relative_spread=0.2,
-                        participation_ratio=3.0)
+                        participation_ratio=3.0, constant_share=0.5,
+                        sv_ratio=[2.5, 3.0])
 
     monkeypatch.setattr(sb, 'Probe', FakeProbe)
     sb.rescore_run(str(tmp_path), 'unused', [], num_test=400)
@@ -162,4 +171,47 @@ def test_rescore_run_writes_rescored_results(sb, tmp_path, monkeypatch):
     loss = out['results'][0]['pretrain']['mme']['losses']['traj']
     assert loss['ratio'] == pytest.approx(0.95 / 1.9)
     table = (tmp_path / 'results_rescored.md').read_text()
-    assert '| mme | 50.0 | 50.0 | 0.200 (3.0) | informative |' in table
+    assert '| mme | 50.0 | 50.0 | 0.200 (3.0) | 0.500 (3.0) | ' \
+        'informative |' in table
+
+
+def test_probe_reports_the_collapse_measures_of_the_test_tokens(sb):
+    """Probe.__call__ on a tiny stand-in encoder and dataset: the constant
+    share is that of the last block's test tokens, and a last block that
+    adds one large constant vector pushes it above 0.9."""
+    import torch
+    from mmaction.structures import ActionDataSample
+
+    from mme_plugin.evaluation import block_sv_ratios, constant_share
+    from mme_plugin.models.backbones import MMEVisionTransformer
+
+    torch.manual_seed(0)
+    enc = MMEVisionTransformer(img_size=16, patch_size=8, embed_dims=16,
+                               depth=2, num_heads=2, num_frames=4,
+                               tubelet_size=2, use_mean_pooling=True)
+    enc.init_weights()
+
+    def split(n):
+        return [dict(inputs=torch.rand(1, 3, 4, 16, 16) * 255,
+                     data_samples=ActionDataSample().set_gt_label(i % 2))
+                for i in range(n)]
+
+    probe = object.__new__(sb.Probe)
+    probe.data = dict(train=split(8), val=split(6))
+    probe.encoder = lambda ckpt, seed: enc
+    tokens = []
+    h = enc.blocks[-1].register_forward_hook(
+        lambda m, i, o: tokens.append(o))
+    out = probe(None, 0)
+    h.remove()
+    val = torch.cat(tokens[-1:])  # the 6 val clips: one batch
+    assert val.shape[0] == 6
+    assert out['constant_share'] == pytest.approx(constant_share(val))
+    assert out['constant_share'] < 0.9
+    assert out['sv_ratio'] == pytest.approx(block_sv_ratios(enc.blocks))
+    assert {'test_acc', 'relative_spread', 'participation_ratio'} <= set(out)
+    fc2 = enc.blocks[-1].mlp.layers[1]
+    with torch.no_grad():
+        fc2.weight.zero_()
+        fc2.bias.copy_(50 * torch.randn(16))
+    assert probe(None, 0)['constant_share'] > 0.9

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from mme_plugin.datasets.transforms import (BuildMMETargets,
-                                            ComputeTrajectories, grid_points,
-                                            track_points)
+                                            ComputeTrajectories)
+from mme_plugin.ops import grid_points, track_points
 
 
 def _constant_flows(num, h, w, dx, dy):
@@ -117,8 +117,8 @@ def test_broken_flow_is_refused_not_trained_on():
 def test_all_tubes_at_once_equal_tracking_each_tube():
     # ComputeTrajectories tracks every tube in one vectorized pass; it must
     # match track_points tube by tube, points leaving the frame included.
-    from mme_plugin.datasets.transforms import (ComputeTrajectories,
-                                                grid_points, track_points)
+    from mme_plugin.datasets.transforms import ComputeTrajectories
+    from mme_plugin.ops import grid_points, track_points
     rng = np.random.default_rng(0)
     flows = rng.normal(0, 3, (3, 4, 32, 48, 2)).astype(np.float32)
     flows[1] += (9.0, 0.0)  # tube 1 drifts right: points leave the frame
@@ -134,7 +134,8 @@ def test_all_tubes_at_once_equal_tracking_each_tube():
 def test_tracking_on_half_resolution_flow_matches_upsampled_flow():
     # ComputeFlow(full_res=False) keeps DIS/Farneback flow at scale 0.5;
     # tracking there must agree with tracking the upsampled flow.
-    from mme_plugin.datasets.transforms import ComputeTrajectories, resize_flow
+    from mme_plugin.datasets.transforms import ComputeTrajectories
+    from mme_plugin.ops import resize_flow
     yy, xx = np.mgrid[0:16, 0:24].astype(np.float32)
     # smooth, non-uniform half-resolution flow (in half-res pixels); a
     # half-pixel error in the coordinate mapping moves points ~0.9 px here

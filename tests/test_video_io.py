@@ -3,9 +3,8 @@ import numpy as np
 import pytest
 
 from mme_plugin.datasets.synthetic import render_clip
-from mme_plugin.io import write_video
-from mme_plugin.datasets.transforms import (VideoDecode, VideoInit,
-                                            VideoReadError, open_video)
+from mme_plugin.datasets.transforms import VideoDecode, VideoInit
+from mme_plugin.io import VideoReadError, open_video, write_video
 
 
 @pytest.fixture(scope='module')

@@ -74,7 +74,7 @@ ABLATIONS = {
     # trajectory length L = 2 dense steps per tube instead of 4 (the heads
     # follow the targets' settings)
     'mme_L2': ('mme', {
-        edit_key('DenseSampleFrames', 'traj_len'): 2,
+        edit_key('MMESampleFrames', 'traj_len'): 2,
         'model.targets.traj.traj_len': 2,
         'model.targets.hog.traj_len': 2}),
 }
@@ -228,16 +228,28 @@ class Probe:
             enc.load_state_dict(state, strict=True)
         return enc
 
-    def __call__(self, ckpt: Optional[str], seed: int) -> Dict[str, float]:
-        """Train and test accuracy of the probe on ``ckpt``'s encoder, and
-        how much its test features vary between clips
-        (:func:`~mme_plugin.evaluation.feature_spread`)."""
-        from mme_plugin.evaluation import (extract_features, feature_spread,
-                                           logistic_probe)
+    def __call__(self, ckpt: Optional[str], seed: int) -> Dict:
+        """Train and test accuracy of the probe on ``ckpt``'s encoder, how
+        much its test features vary between clips
+        (:func:`~mme_plugin.evaluation.feature_spread`), and its collapse
+        measures (:mod:`mme_plugin.evaluation.collapse`): the constant share
+        of the last block's test tokens and the per-block top / median
+        singular value ratios."""
+        from mme_plugin.evaluation import (ConstantShareMeter,
+                                           block_sv_ratios, extract_features,
+                                           feature_spread, logistic_probe)
         enc = self.encoder(ckpt, seed)
         xtr, ytr = extract_features(enc, self.data['train'])
-        xte, yte = extract_features(enc, self.data['val'])
-        return dict(logistic_probe(xtr, ytr, xte, yte), **feature_spread(xte))
+        meter = ConstantShareMeter()
+        handle = enc.blocks[-1].register_forward_hook(
+            lambda m, i, o: meter.update(o))
+        try:
+            xte, yte = extract_features(enc, self.data['val'])
+        finally:
+            handle.remove()
+        return dict(logistic_probe(xtr, ytr, xte, yte), **feature_spread(xte),
+                    constant_share=meter.value,
+                    sv_ratio=block_sv_ratios(enc.blocks))
 
 
 def parse_options(options: List[str]) -> Dict:
@@ -429,7 +441,8 @@ def summarize(results: List[Dict], methods: List[str],
                 f'{ratio:.3f} | {state} |')
     lines += ['', '| encoder (frozen) | logistic probe, test top-1 (%) | '
               'train top-1 (%) | feature spread (participation ratio) | '
-              'status |', '|---|---|---|---|---|']
+              'constant share (max top/median singular value) | status |',
+              '|---|---|---|---|---|---|']
     for enc in ['random init'] + methods:
         te = [x['probe'][enc]['test_acc'] for x in results]
         tr = [x['probe'][enc]['train_acc'] for x in results]
@@ -440,8 +453,13 @@ def summarize(results: List[Dict], methods: List[str],
         pr = [x['probe'][enc].get('participation_ratio') for x in results]
         spread = (f'{np.mean(sp):.3f} ({np.mean(pr):.1f})'
                   if None not in sp + pr else 'not measured')
+        sh = [x['probe'][enc].get('constant_share') for x in results]
+        sv = [max(x['probe'][enc].get('sv_ratio') or [float('nan')])
+              for x in results]
+        share = (f'{np.mean(sh):.3f} ({np.mean(sv):.1f})'
+                 if None not in sh else 'not measured')
         lines.append(f'| {enc} | {_mean_sd(te)} | {_mean_sd(tr)} | '
-                     f'{spread} | {status} |')
+                     f'{spread} | {share} | {status} |')
     sup = [x['supervised']['acc/top1'] for x in results
            if 'supervised' in x]
     seeds = [x['seed'] for x in results if 'supervised' in x]
@@ -459,7 +477,13 @@ def summarize(results: List[Dict], methods: List[str],
     lines += ['', 'Feature spread: across-clip standard deviation of the '
               'pooled test features over their norm (0 = the same feature '
               'for every clip, i.e. collapse); participation ratio: the '
-              'number of directions they vary along.']
+              'number of directions they vary along. Constant share: '
+              "||mean|| / RMS norm of the last block's test tokens over "
+              'all clips and tokens (0 = no input-independent part, 1 = '
+              'the same for every clip and token; > 0.9 counts as '
+              'collapsed); in brackets the largest top / median singular '
+              "value ratio of a block's weight matrices (about 2 at "
+              'random init; large = one dominant direction).']
     lines += ['', 'Comparisons:']
     rand = np.array([x['probe']['random init']['test_acc'] for x in results])
     for m in methods:

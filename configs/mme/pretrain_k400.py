@@ -19,7 +19,7 @@ flow_cache_dir = None
 clip_len, frame_interval, traj_len = 16, 4, 4
 train_pipeline = [
     dict(type='VideoInit'),
-    dict(type='DenseSampleFrames', clip_len=clip_len,
+    dict(type='MMESampleFrames', clip_len=clip_len,
          frame_interval=frame_interval, tubelet_size=2, traj_len=traj_len),
     dict(type='VideoDecode', extra_keys=('dense_frame_inds', )),
     # Flow of the original frames (so a cache can serve it); crop and resize
@@ -90,4 +90,8 @@ default_hooks = dict(
 # a resumed run reproduces the uninterrupted one (tests/test_resume.py).
 # NonFiniteLossHook (also in default_runtime.py; a list here replaces
 # the base's): a non-finite loss / checkpoint / score stops the run.
-custom_hooks = [dict(type='ReseedHook'), dict(type='NonFiniteLossHook')]
+# CollapseMonitorHook: collapse measures of the encoder on 16 fixed train
+# clips every 500 iterations (one no-grad forward, main process only):
+# flags an input-independent encoder (docs/synthetic_benchmark.md).
+custom_hooks = [dict(type='ReseedHook'), dict(type='NonFiniteLossHook'),
+                dict(type='CollapseMonitorHook', interval=500)]

@@ -13,7 +13,7 @@ _base_ = ['./pretrain_k400.py']
 clip_len, frame_interval, traj_len = 16, 4, 4
 train_pipeline = [
     dict(type='VideoInit'),
-    dict(type='DenseSampleFrames', clip_len=clip_len,
+    dict(type='MMESampleFrames', clip_len=clip_len,
          frame_interval=frame_interval, tubelet_size=2, traj_len=traj_len),
     dict(type='VideoDecode', extra_keys=('dense_frame_inds', )),
     dict(type='MotionMultiScaleCrop', input_size=224,

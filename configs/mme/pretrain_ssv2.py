@@ -24,8 +24,8 @@ train_dataloader = dict(
         ann_file=ann_file,
         data_prefix=dict(video=data_root),
         pipeline_edits=dict(
-            DenseSampleFrames=dict(frame_interval=frame_interval,
-                                   traj_len=traj_len),
+            MMESampleFrames=dict(frame_interval=frame_interval,
+                                 traj_len=traj_len),
             ComputeFlow=dict(data_root=data_root))))
 
 max_epochs = 800

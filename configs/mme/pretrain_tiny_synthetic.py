@@ -52,7 +52,7 @@ model = dict(
 
 train_pipeline = [
     dict(type='VideoInit'),
-    dict(type='DenseSampleFrames', clip_len=clip_len,
+    dict(type='MMESampleFrames', clip_len=clip_len,
          frame_interval=frame_interval, tubelet_size=2, traj_len=traj_len),
     dict(type='VideoDecode', extra_keys=('dense_frame_inds', )),
     # Flow of the original frames (cacheable); crop/resize carry it along.
@@ -123,4 +123,9 @@ default_hooks = dict(
 # Per-iteration torch seeds: a killed run resumes to the same weights.
 # NonFiniteLossHook (also in default_runtime.py; a list here replaces
 # the base's): a non-finite loss / checkpoint / score stops the run.
-custom_hooks = [dict(type='ReseedHook'), dict(type='NonFiniteLossHook')]
+# CollapseMonitorHook: constant share, participation ratio and per-block
+# singular value ratios of the encoder on 16 fixed train clips, every 100
+# iterations (a forward of 16 clips: cheap); flags an input-independent
+# encoder (docs/synthetic_benchmark.md, "Collapse monitor").
+custom_hooks = [dict(type='ReseedHook'), dict(type='NonFiniteLossHook'),
+                dict(type='CollapseMonitorHook', interval=100)]

@@ -3,7 +3,7 @@
 Repeated sampling decodes a video once and trains on several clips of it,
 which amortizes decoding: MAE-ST (Feichtenhofer et al., 2022, "Masked
 Autoencoders As Spatiotemporal Learners") pretrains with 4 repeats for this
-reason. For MME pipelines (:class:`DenseSampleFrames`) every repeat's sparse
+reason. For MME pipelines (:class:`MMESampleFrames`) every repeat's sparse
 AND dense frames are decoded in one pass (:meth:`VideoDecode.decode`).
 """
 from copy import deepcopy
@@ -21,7 +21,8 @@ from .checked_video_dataset import CheckedListMixin
 __all__ = ['RepeatAugVideoDataset']
 
 _INIT = ('VideoInit', 'DecordInit')
-_SAMPLE = ('SampleFrames', 'UniformSample', 'DenseSampleFrames')
+_SAMPLE = ('SampleFrames', 'UniformSample', 'DenseSampleFrames',
+           'MMESampleFrames')
 _DECODE = ('VideoDecode', 'DecordDecode')
 
 
@@ -72,10 +73,10 @@ class RepeatAugVideoDataset(CheckedListMixin, RepeatAugDataset):
         self.num_repeats = num_repeats
         self.sample_once = sample_once
         assert isinstance(self.pipeline, Compose)
-        self._dense = names[1] == 'DenseSampleFrames'
+        self._dense = names[1] == 'MMESampleFrames'
         if self._dense and names[2] != 'VideoDecode':
             raise ValueError(
-                f'{type(self).__name__}: DenseSampleFrames needs VideoDecode '
+                f'{type(self).__name__}: MMESampleFrames needs VideoDecode '
                 "(extra_keys=('dense_frame_inds', )) as the decode step")
 
     def prepare_data(self, idx) -> List[dict]:

@@ -26,7 +26,11 @@ from mmengine.logging import print_log
 
 __all__ = ['check_checkpoint_fits', 'patch_runner']
 
+#: Saved originals of what :func:`patch_runner` replaced (originals only).
 _ORIG: dict = {}
+#: Runtime state of the patched runner: the checkpoint being loaded
+#: (``source``) and whether ``Runner.test`` is running (``testing``).
+_STATE: dict = {}
 
 
 def _fix_hint(keys: List[str], source: str) -> str:
@@ -119,26 +123,26 @@ def _load_checkpoint_to_model(model: Any,
     for pattern, repl in revise_keys:
         state = OrderedDict(
             (re.sub(pattern, repl, k), v) for k, v in state.items())
-    check_checkpoint_fits(model, state, _ORIG.get('source', 'checkpoint'),
-                          require_all=_ORIG.get('testing', False))
+    check_checkpoint_fits(model, state, _STATE.get('source', 'checkpoint'),
+                          require_all=_STATE.get('testing', False))
     return _ORIG['to_model'](model, checkpoint, strict, logger, revise_keys)
 
 
 def _runner_load_checkpoint(self, filename: str, *args: Any,
                             **kwargs: Any) -> Any:
-    _ORIG['source'] = filename
+    _STATE['source'] = filename
     try:
         return _ORIG['load_checkpoint'](self, filename, *args, **kwargs)
     finally:
-        _ORIG.pop('source', None)
+        _STATE.pop('source', None)
 
 
 def _test(self) -> Any:
-    _ORIG['testing'] = True
+    _STATE['testing'] = True
     try:
         return _ORIG['test'](self)
     finally:
-        _ORIG['testing'] = False
+        _STATE['testing'] = False
 
 
 def patch_runner() -> None:

@@ -35,7 +35,7 @@ def _windows(videos: Sequence[str], starts: int, steps: int,
              size: int) -> List[np.ndarray]:
     """``starts`` windows of ``steps + 1`` consecutive frames per video,
     resized to ``size`` x ``size`` (the recipes' crop size)."""
-    from mme_plugin.datasets.transforms import get_frames, open_video
+    from mme_plugin.io import get_frames, open_video
     out = []
     for video in videos:
         reader = open_video(video)

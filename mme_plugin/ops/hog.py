@@ -213,7 +213,7 @@ def hog_at_points(frames: Tensor,
                   chunk: Optional[int] = 64) -> Tensor:
     """HOG cell histograms sampled bilinearly at sub-pixel points.
 
-    Equals :func:`~mme_plugin.datasets.transforms.trajectory.sample_bilinear`
+    Equals :func:`~mme_plugin.ops.tracking.sample_bilinear`
     of the cell-histogram map (positions clamped to the frame).
 
     Args:

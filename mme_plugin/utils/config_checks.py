@@ -360,8 +360,8 @@ _RESIZES = ('Resize', 'MotionResize')
 #: Steps after which the size is not known from the config.
 _UNKNOWN_SIZE = ('RandomResizedCrop', 'TorchVisionWrapper',
                  'PytorchVideoWrapper', 'RandomRescale', 'Fuse')
-_SAMPLERS = ('DenseSampleFrames', 'SampleFrames', 'UniformSample',
-             'UniformSampleFrames')
+_SAMPLERS = ('MMESampleFrames', 'DenseSampleFrames', 'SampleFrames',
+             'UniformSample', 'UniformSampleFrames')
 
 
 def _final_size(steps: _Steps) -> Optional[Tuple[Tuple[int, int], int, str]]:
@@ -388,10 +388,10 @@ def check_pipeline_geometry(model_cfg: Mapping, dataset_key: str,
 
     Compared (where both sides are in the configs): the sampled clip length
     with ``backbone.num_frames``; the tubelet and patch sizes of
-    ``DenseSampleFrames`` / ``TubeMasking`` / ``BuildMMETargets`` with the
+    ``MMESampleFrames`` / ``TubeMasking`` / ``BuildMMETargets`` with the
     backbone's; the frame size the pipeline ends with (last resize or crop)
     with ``backbone.img_size``; and for an MME model each target's
-    ``traj_len`` with ``DenseSampleFrames``, its point spacing
+    ``traj_len`` with ``MMESampleFrames``, its point spacing
     (``grid_step`` / ``cell_size``) with ``ComputeTrajectories``, and the
     HOG settings with ``ComputeHOG`` / ``PrepareHOGInputs`` /
     ``device_hog``.
@@ -433,7 +433,7 @@ def check_pipeline_geometry(model_cfg: Mapping, dataset_key: str,
                     'the encoder\'s position embedding is sized for this '
                     'many frames per clip')
         tubelet, tubelet_key = bb['tubelet_size']
-        for type_name in ('DenseSampleFrames', 'TubeMasking'):
+        for type_name in ('MMESampleFrames', 'TubeMasking'):
             compare(type_name, 'tubelet_size', tubelet, tubelet_key,
                     'tokens span this many frames')
         patch, patch_key = bb['patch_size']
@@ -462,14 +462,14 @@ def check_pipeline_geometry(model_cfg: Mapping, dataset_key: str,
             return _model_value(target, key, 'MODELS', arg)
 
         if kind == 'TrajectoryTarget':
-            compare('DenseSampleFrames', 'traj_len', *get('traj_len'),
+            compare('MMESampleFrames', 'traj_len', *get('traj_len'),
                     'the trajectory target holds traj_len steps per tube')
             compare('ComputeTrajectories', 'grid_step', *get('grid_step'),
                     'the target holds (patch / grid_step)^2 points per token')
         elif kind == 'HOGTarget':
             mode = get('mode')[0]
             if mode == 'trajectory':
-                compare('DenseSampleFrames', 'traj_len', *get('traj_len'),
+                compare('MMESampleFrames', 'traj_len', *get('traj_len'),
                         'HOG along the trajectory has traj_len + 1 steps')
             compare('ComputeTrajectories', 'grid_step', *get('cell_size'),
                     'HOG is sampled at the tracked points, one cell each')

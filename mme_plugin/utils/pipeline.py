@@ -4,7 +4,9 @@ Pipelines are lists of config dicts; tools, tests, benchmarks and
 ``--cfg-options`` lines used to address them by index
 (``pipeline.3.cache_dir``), which breaks as soon as a step is added. These
 helpers look a transform up by its registered type name (a scope prefix
-such as ``mmaction.`` is ignored).
+such as ``mmaction.`` is ignored); configs and command lines edit one
+through the datasets' ``pipeline_edits`` (:func:`apply_pipeline_edits`,
+:func:`edit_key`, :func:`add_pipeline_edit`).
 """
 import os.path as osp
 from typing import Any, Dict, List, Mapping, Optional, Sequence
@@ -12,7 +14,6 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 from .config_checks import ConfigCheckError, check_transform_arguments
 
 __all__ = ['transform_type', 'find_transform', 'transform_index',
-           'pipeline_key', 'pipeline_option', 'edit_transform',
            'apply_pipeline_edits', 'effective_pipeline', 'edit_key',
            'add_pipeline_edit', 'flow_cache_options']
 
@@ -50,30 +51,6 @@ def find_transform(pipeline: Sequence, type_name: str,
     """The only transform of ``type_name`` (see :func:`transform_index`)."""
     i = transform_index(pipeline, type_name, required)
     return None if i is None else pipeline[i]
-
-
-def pipeline_key(pipeline: Sequence, type_name: str, key: str,
-                 prefix: str = 'train_dataloader.dataset.pipeline') -> str:
-    """The config key of ``key`` of the ``type_name`` transform, e.g.
-    ``train_dataloader.dataset.pipeline.3.cache_dir``."""
-    return f'{prefix}.{transform_index(pipeline, type_name)}.{key}'
-
-
-def pipeline_option(pipeline: Sequence, type_name: str, key: str, value: Any,
-                    prefix: str = 'train_dataloader.dataset.pipeline') -> str:
-    """A ``--cfg-options`` item that sets ``key`` of the ``type_name``
-    transform, e.g. ``train_dataloader.dataset.pipeline.3.cache_dir=X``."""
-    return f'{pipeline_key(pipeline, type_name, key, prefix)}={value}'
-
-
-def edit_transform(pipeline: List[Dict], type_name: str,
-                   **updates: Any) -> List[Dict]:
-    """A copy of ``pipeline`` whose ``type_name`` transform has ``updates``
-    applied (the others are shallow copies)."""
-    i = transform_index(pipeline, type_name)
-    out = [dict(t) for t in pipeline]
-    out[i].update(updates)
-    return out
 
 
 def apply_pipeline_edits(pipeline: List, edits: Optional[Mapping],
@@ -169,9 +146,9 @@ def edit_key(type_name: str, key: str,
              dataset: str = 'train_dataloader.dataset') -> str:
     """The ``--cfg-options`` key that sets ``key`` of the ``type_name``
     transform through the dataset's ``pipeline_edits``, e.g.
-    ``train_dataloader.dataset.pipeline_edits.ComputeFlow.cache_dir``. Unlike
-    :func:`pipeline_key` it needs no pipeline, does not depend on the step's
-    position, and wins over the config's own ``pipeline_edits`` of that key.
+    ``train_dataloader.dataset.pipeline_edits.ComputeFlow.cache_dir``. It
+    needs no pipeline, does not depend on the step's position, and wins over
+    the config's own ``pipeline_edits`` of that key.
     """
     return f'{dataset}.pipeline_edits.{type_name}.{key}'
 

@@ -3,7 +3,7 @@
 For each split (train / val / test): parses the list (bad lines are reported
 with file and line), then opens every video and decodes its first, middle
 and last frame, and checks it has the frames one clip needs (derived from
-the pipeline's sampler: ``DenseSampleFrames`` span, or
+the pipeline's sampler: ``MMESampleFrames`` span, or
 ``clip_len x frame_interval``).
 
 Pretraining splits (whose effective pipeline has ``BuildMMETargets``) are
@@ -60,10 +60,10 @@ def min_frames(pipeline) -> int:
     """Frames one clip of this pipeline needs."""
     for t in pipeline:
         kind = t['type'].split('.')[-1]
-        if kind == 'DenseSampleFrames':
-            from mme_plugin.datasets.transforms import DenseSampleFrames
+        if kind == 'MMESampleFrames':
+            from mme_plugin.datasets.transforms import MMESampleFrames
             args = {k: v for k, v in t.items() if k != 'type'}
-            return DenseSampleFrames(**args).span
+            return MMESampleFrames(**args).span
         if kind == 'SampleFrames':
             return (t['clip_len'] - 1) * t.get('frame_interval', 1) + 1
         if kind == 'UniformSample':

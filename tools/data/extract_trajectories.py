@@ -44,7 +44,7 @@ def _one(video: str) -> Tuple[str, str, Optional[str]]:
     """Process one video: returns (video, status, error)."""
     t = _WORKER['t']
     try:
-        from mme_plugin.datasets.transforms import open_video
+        from mme_plugin.io import open_video
         reader = open_video(video)
         reason = t.check_cache(video, reader.num_frames)
         if reason is None:

@@ -1,41 +1,28 @@
-"""Data transforms of the MME plugin."""
-from .dense_sampling import DenseSampleFrames, ShortVideoError
-from .formatting import MME_ALGORITHM_KEYS, PackMMEInputs
-# Kernels and I/O re-exported for compatibility (they live in ``ops`` and
-# ``io``; the transforms are thin wrappers around them).
-from mme_plugin.io import (DecordReader, FlowCache, FlowCacheError,
-                           FlowCacheReadOnly, PyAVReader, VideoReadError,
-                           get_frames, open_video)
-from mme_plugin.ops.flow import (DISFlow, FarnebackFlow, build_flow_backend,
-                                 resize_flow)
-from mme_plugin.ops.hog_numpy import (cell_histogram_map,
-                                      pixel_orientation_votes)
-from mme_plugin.ops.tracking import (grid_points, sample_bilinear,
-                                     sample_flow_at, track_points)
+"""Data transforms of the MME plugin (registered in ``TRANSFORMS``).
 
+Only transforms and what belongs to them (their errors and constants) are
+exported here. The kernels and I/O they wrap live in their own packages and
+are imported from there: flow backends, tracking and HOG kernels from
+:mod:`mme_plugin.ops`, video readers and the flow cache from
+:mod:`mme_plugin.io`.
+"""
+from .dense_sampling import MMESampleFrames, ShortVideoError
 from .flow import ComputeFlow
+from .formatting import MME_ALGORITHM_KEYS, PackMMEInputs
 from .hog import ComputeHOG
 from .hog_inputs import PrepareHOGInputs
 from .masking import TubeMasking
 from .motion_augment import MotionFlip, MotionMultiScaleCrop, MotionResize
-from .motion_targets import BuildMMETargets, patch_std
+from .motion_targets import BuildMMETargets
 from .rand_augment import RAND_AUGMENT_OPS, VideoRandAugment
-from .reliability import REJECT_REASONS, CheckTrajectoryReliability
+from .reliability import CheckTrajectoryReliability
 from .trajectory import ComputeTrajectories
 from .video_io import VideoDecode, VideoInit
 
 __all__ = [
-    'MME_ALGORITHM_KEYS', 'PackMMEInputs',
-    'DenseSampleFrames', 'ShortVideoError', 'ComputeFlow', 'DISFlow',
-    'FarnebackFlow', 'FlowCache', 'FlowCacheError', 'FlowCacheReadOnly',
-    'build_flow_backend',
-    'ComputeHOG', 'cell_histogram_map', 'pixel_orientation_votes',
-    'PrepareHOGInputs',
-    'TubeMasking', 'MotionFlip', 'MotionMultiScaleCrop', 'MotionResize',
-    'resize_flow', 'BuildMMETargets', 'patch_std', 'RAND_AUGMENT_OPS',
-    'VideoRandAugment', 'ComputeTrajectories', 'CheckTrajectoryReliability',
-    'REJECT_REASONS', 'grid_points', 'sample_bilinear', 'sample_flow_at',
-    'track_points', 'DecordReader',
-    'PyAVReader', 'VideoDecode', 'VideoInit', 'VideoReadError', 'open_video',
-    'get_frames'
+    'MMESampleFrames', 'ShortVideoError', 'ComputeFlow', 'PackMMEInputs',
+    'MME_ALGORITHM_KEYS', 'ComputeHOG', 'PrepareHOGInputs', 'TubeMasking',
+    'MotionFlip', 'MotionMultiScaleCrop', 'MotionResize', 'BuildMMETargets',
+    'VideoRandAugment', 'RAND_AUGMENT_OPS', 'CheckTrajectoryReliability',
+    'ComputeTrajectories', 'VideoDecode', 'VideoInit'
 ]

@@ -17,7 +17,7 @@ from mme_plugin.registry import TRANSFORMS
 
 from mme_plugin.io.video import VideoReadError
 
-__all__ = ['DenseSampleFrames', 'ShortVideoError']
+__all__ = ['MMESampleFrames', 'ShortVideoError']
 
 
 class ShortVideoError(VideoReadError):
@@ -25,7 +25,7 @@ class ShortVideoError(VideoReadError):
 
 
 @TRANSFORMS.register_module()
-class DenseSampleFrames(BaseTransform):
+class MMESampleFrames(BaseTransform):
     """Sample one sparse clip and the dense frames of each of its tubes.
 
     Required keys: ``total_frames``, ``filename``. Added keys: ``frame_inds``

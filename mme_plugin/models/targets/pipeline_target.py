@@ -51,7 +51,7 @@ class TrajectoryTarget(MMETarget):
     32 for the release's L = 4, 2 x 2 points).
 
     Args:
-        traj_len (int): Dense steps per tube (``DenseSampleFrames``'s
+        traj_len (int): Dense steps per tube (``MMESampleFrames``'s
             ``traj_len``). Defaults to 4.
         grid_step (int): Point spacing (``ComputeTrajectories``'s
             ``grid_step``). Defaults to 8.
