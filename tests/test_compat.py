@@ -128,7 +128,7 @@ def test_every_shim_module_is_applied(monkeypatch):
     import pkgutil
     called = []
     modules = [m.name for m in pkgutil.iter_modules(compat.__path__)]
-    assert len(modules) == 7, modules
+    assert len(modules) == 8, modules
     for name in modules:
         mod = importlib.import_module(f'mme_plugin.compat.{name}')
         patches = [n for n in mod.__all__ if n.startswith('patch_')]
@@ -163,3 +163,31 @@ def test_repo_names_import_from_the_package():
     assert isinstance(ckpt_mod.torch, _SafeTorchProxy)
     assert callable(_load_local) and callable(apply_all)
     assert _ORIG['init_dist_pytorch'] is not _init_dist_pytorch_cpu_aware
+
+
+def test_amp_wrapper_resolves_auto_for_stock_entry_points(monkeypatch):
+    """``dtype='auto'`` / ``loss_scale='auto'`` reach mmengine's wrapper as
+    concrete values (bf16 without scaling, or fp16 with a dynamic scale),
+    whichever entry point builds it; without the shim mmengine fails on
+    ``getattr(torch, 'auto')``."""
+    from mmengine.optim import AmpOptimWrapper
+
+    from mme_plugin.compat import amp_auto
+    seen = []
+    saved = dict(amp_auto._ORIG)
+    amp_auto._ORIG.clear()
+    monkeypatch.setattr(AmpOptimWrapper, '__init__',
+                        lambda self, loss_scale='dynamic', dtype=None, **kw:
+                        seen.append((dtype, loss_scale)))
+    amp_auto.patch_amp_auto()
+    for bf16, want in ((True, ('bfloat16', {'enabled': False})),
+                       (False, ('float16', 'dynamic'))):
+        monkeypatch.setattr('torch.cuda.is_available', lambda: True)
+        monkeypatch.setattr('torch.cuda.is_bf16_supported',
+                            lambda *a, b=bf16, **k: b)
+        AmpOptimWrapper(dtype='auto', loss_scale='auto')
+        assert seen[-1] == want
+    AmpOptimWrapper(dtype='bfloat16', loss_scale='dynamic')  # untouched
+    assert seen[-1] == ('bfloat16', 'dynamic')
+    amp_auto._ORIG.clear()
+    amp_auto._ORIG.update(saved)

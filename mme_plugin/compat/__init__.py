@@ -29,12 +29,17 @@ One module per shim, applied in this order:
    limit and ``/dev/shm`` checks when training starts; no
    ``prefetch_factor`` with ``num_workers=0``
    (:mod:`mme_plugin.utils.resources`).
+8. :mod:`.amp_auto` (:func:`patch_amp_auto`) - ``AmpOptimWrapper`` resolves
+   the configs' ``dtype='auto'`` / ``loss_scale='auto'`` itself, so stock
+   entry points (``mim train``, ``Runner.from_cfg``) work, not only
+   ``tools/train.py``.
 
 A new shim gets its own module here, a line above, a call in
 :func:`apply_all`, a test and an entry in ``docs/stack_notes.md``. Where the
 replacement code is an engine component, it stays under
 :mod:`mme_plugin.engine` and the compat module only installs it.
 """
+from .amp_auto import patch_amp_auto
 from .checkpoint_fit import patch_checkpoint_fit
 from .checkpoint_loader import (_load_local, _load_url, _SafeTorchProxy,
                                 patch_checkpoint_loader)
@@ -48,7 +53,7 @@ from .workdir_lock import patch_workdir_lock
 __all__ = [
     'patch_missing_drn', 'patch_checkpoint_loader', 'patch_cpu_distributed',
     'patch_checkpoint_safety', 'patch_checkpoint_fit', 'patch_workdir_lock',
-    'patch_resource_checks', 'apply_all'
+    'patch_resource_checks', 'patch_amp_auto', 'apply_all'
 ]
 
 
@@ -61,3 +66,4 @@ def apply_all() -> None:
     patch_checkpoint_fit()
     patch_workdir_lock()
     patch_resource_checks()
+    patch_amp_auto()
