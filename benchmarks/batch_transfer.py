@@ -51,6 +51,7 @@ from mme_plugin.datasets.collate import mme_collate  # noqa: E402
 from mme_plugin.datasets.synthetic import render_clip  # noqa: E402
 from mme_plugin.io import write_video  # noqa: E402
 from mme_plugin.registry import DATASETS, MODELS  # noqa: E402
+from mme_plugin.utils.sync_counter import CopyCounter  # noqa: E402
 from mme_plugin.utils.resources import tensor_stats  # noqa: E402
 
 CONFIGS = ('configs/mme/pretrain_k400_dis_rep2.py',
@@ -105,29 +106,6 @@ def measured_open_files(items: List[Any], collate) -> int:
     return with_batch - without
 
 
-class _CountTo:
-    """Counts ``Tensor.to`` calls that name a device (copies on a GPU)."""
-
-    def __init__(self) -> None:
-        self.calls = 0
-        self._orig = torch.Tensor.to
-
-    def __enter__(self) -> '_CountTo':
-        orig = self._orig
-
-        def counting(t, *args, **kwargs):
-            first = args[0] if args else None
-            if 'device' in kwargs or isinstance(first, (str, torch.device)):
-                self.calls += 1
-            return orig(t, *args, **kwargs)
-
-        torch.Tensor.to = counting
-        return self
-
-    def __exit__(self, *exc) -> None:
-        torch.Tensor.to = self._orig
-
-
 def preprocess(cfg: Config, kind: str, batch: dict, device: str) -> tuple:
     """Run the model's data preprocessor of ``kind`` on ``batch``; returns
     (``to`` calls, milliseconds)."""
@@ -138,7 +116,7 @@ def preprocess(cfg: Config, kind: str, batch: dict, device: str) -> tuple:
     if device.startswith('cuda') and kind == 'new':
         from torch.utils.data._utils.pin_memory import pin_memory
         batch = pin_memory(batch)
-    with _CountTo() as count:
+    with CopyCounter() as count:
         if device.startswith('cuda'):
             torch.cuda.synchronize()
         t0 = time.perf_counter()

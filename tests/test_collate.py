@@ -16,6 +16,7 @@ from mmaction.structures import ActionDataSample
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 
+from mme_plugin.utils.sync_counter import CopyCounter
 from mme_plugin.datasets import BatchShapeError, mme_collate
 from mme_plugin.datasets.collate import SAMPLE_FIELDS_KEY
 from mme_plugin.models import MMEDataPreprocessor, StackedSamples
@@ -98,28 +99,6 @@ def test_mismatched_shapes_name_the_key_and_shapes():
         mme_collate([a, d])
 
 
-class _CountTo:
-    """Counts ``Tensor.to`` calls that name a device."""
-
-    def __init__(self):
-        self.calls = 0
-
-    def __enter__(self):
-        self._orig = orig = torch.Tensor.to
-
-        def counting(t, *args, **kwargs):
-            first = args[0] if args else None
-            if 'device' in kwargs or isinstance(first, (str, torch.device)):
-                self.calls += 1
-            return orig(t, *args, **kwargs)
-
-        torch.Tensor.to = counting
-        return self
-
-    def __exit__(self, *exc):
-        torch.Tensor.to = self._orig
-
-
 def _preprocessors():
     stock = MODELS.build(dict(type='ActionDataPreprocessor', mean=MEAN,
                               std=STD, format_shape='NCTHW'))
@@ -134,7 +113,7 @@ def test_preprocessor_copies_once_per_key_and_matches_stock():
     items = [_sample(i) for i in range(4)]
     ref = stock(pseudo_collate([dict(it) for it in items]), training=True)
     batch = mme_collate(items)
-    with _CountTo() as count:
+    with CopyCounter() as count:
         out = ours(batch, training=True)
     assert count.calls == 1 + len(batch[SAMPLE_FIELDS_KEY])  # inputs + keys
     assert torch.equal(out['inputs'], ref['inputs'])
@@ -155,7 +134,7 @@ def test_preprocessor_stacks_the_old_list_form_once():
     _, ours = _preprocessors()
     items = [_sample(i) for i in range(3)]
     batch = pseudo_collate(items)
-    with _CountTo() as count:
+    with CopyCounter() as count:
         out = ours(batch)
     assert count.calls == 1 + len(KEYS) + 1  # inputs, keys, gt_label
     assert out['inputs'].shape == (3, 1, 3, 4, 16, 16)

@@ -21,7 +21,7 @@ from typing import Dict, List, Optional
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-__all__ = ['SyncCounter']
+__all__ = ['SyncCounter', 'CopyCounter']
 
 aten = torch.ops.aten
 
@@ -119,3 +119,27 @@ class SyncCounter(TorchDispatchMode):
         return dict(
             Counter(f'{op} @ {place}' for k, op, place in self.events
                     if kind is None or k == kind))
+
+
+class CopyCounter:
+    """Counts ``Tensor.to`` calls that name a device (host-to-device copies
+    on a GPU), while active as a context manager."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self._orig = torch.Tensor.to
+
+    def __enter__(self) -> 'CopyCounter':
+        orig = self._orig
+
+        def counting(t, *args, **kwargs):
+            first = args[0] if args else None
+            if 'device' in kwargs or isinstance(first, (str, torch.device)):
+                self.calls += 1
+            return orig(t, *args, **kwargs)
+
+        torch.Tensor.to = counting
+        return self
+
+    def __exit__(self, *exc) -> None:
+        torch.Tensor.to = self._orig
