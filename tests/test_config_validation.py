@@ -18,6 +18,7 @@ from mme_plugin.utils.config_checks import (ConfigCheckError,
                                             check_transform_arguments)
 
 from .conftest import REPO
+from .test_pipeline_utils import ssv2_worker_config
 
 
 def _tool(name):
@@ -185,13 +186,13 @@ def test_model_side_mismatches_are_named_too():
 
 
 def test_device_hog_settings_and_presence_are_checked():
-    cfg = _cfg(f'{REPO}/configs/mme/pretrain_k400.py',
+    cfg = _cfg(f'{REPO}/configs/mme/pretrain_k400_worker.py',
                **{'model.targets.hog.device_hog.cell_size': 4})
     with pytest.raises(ConfigCheckError,
                        match=r'model\.targets\.hog\.device_hog\.cell_size = '
                        r'4 but model\.targets\.hog\.cell_size = 8'):
         check_config(cfg)
-    cfg = _cfg(f'{REPO}/configs/mme/pretrain_k400.py')
+    cfg = _cfg(f'{REPO}/configs/mme/pretrain_k400_worker.py')
     cfg.model.targets.hog.pop('device_hog')
     with pytest.raises(ConfigCheckError, match='has no device_hog'):
         check_config(cfg)
@@ -301,7 +302,8 @@ def _train_cfg(config, *options):
         [config, '--cfg-options', *options]))
 
 
-def test_positional_override_that_an_edit_would_discard_is_an_error():
+def test_positional_override_that_an_edit_would_discard_is_an_error(tmp_path):
+    SSV2 = ssv2_worker_config(tmp_path)  # a variant with ComputeFlow
     steps = Config.fromfile(SSV2).train_dataloader.dataset.pipeline
     i = transform_index(steps, 'ComputeFlow')
     with pytest.raises(SystemExit) as e:
@@ -328,7 +330,8 @@ def test_nested_positional_override_shows_the_nested_edit_form():
         _train_cfg(SSV2, f'{DS}.pipeline.{i}.traj_len=4')
 
 
-def test_positional_override_without_a_conflict_is_kept():
+def test_positional_override_without_a_conflict_is_kept(tmp_path):
+    SSV2 = ssv2_worker_config(tmp_path)  # a variant with ComputeFlow
     steps = Config.fromfile(SSV2).train_dataloader.dataset.pipeline
     flow_i = transform_index(steps, 'ComputeFlow')
     # no edit of cache_dir: the positional value is what runs

@@ -26,8 +26,9 @@ from .conftest import REPO
 from .test_checkpoint import OfficialPretrain, _our_pretrain, _recognizer
 
 PRETRAIN_CONFIGS = [
-    'pretrain_k400.py', 'pretrain_k400_dis.py', 'pretrain_k400_dis_rep2.py',
-    'pretrain_ssv2.py', 'pretrain_tiny_synthetic.py',
+    'pretrain_k400.py', 'pretrain_k400_worker.py', 'pretrain_k400_dis.py',
+    'pretrain_k400_dis_rep2.py', 'pretrain_ssv2.py',
+    'pretrain_tiny_synthetic.py', 'pretrain_tiny_synthetic_device.py',
     'pretrain_tiny_synthetic_absdisp.py', 'videomae_tiny_synthetic.py',
     'pixel_traj_tiny_synthetic.py', 'hog_tiny_synthetic.py'
 ]

@@ -12,10 +12,30 @@ from mme_plugin.utils import (apply_pipeline_edits, edit_key,
 from .conftest import REPO
 
 
+def ssv2_worker_config(folder) -> str:
+    """An SSv2 pretraining config with the worker placement (flow in the
+    data workers, cacheable): the K400 worker recipe edited by type the way
+    ``pretrain_ssv2.py`` edits the device one, plus the flow step's data
+    root. Written to ``folder``; returns its path."""
+    path = f'{folder}/pretrain_ssv2_worker.py'
+    with open(path, 'w') as f:
+        f.write(f"""_base_ = ['{REPO}/configs/mme/pretrain_k400_worker.py']
+data_root = 'data/sthv2/videos'
+ann_file = 'data/sthv2/sthv2_train_list_videos.txt'
+model = dict(targets=dict(traj=dict(traj_len=2), hog=dict(traj_len=2)))
+train_dataloader = dict(dataset=dict(
+    ann_file=ann_file, data_prefix=dict(video=data_root),
+    pipeline_edits=dict(
+        MMESampleFrames=dict(frame_interval=2, traj_len=2),
+        ComputeFlow=dict(data_root=data_root))))
+""")
+    return path
+
+
 def test_transforms_are_found_by_type_not_position():
     steps = Config.fromfile(
-        f'{REPO}/configs/mme/pretrain_k400.py').train_dataloader.dataset.\
-        pipeline
+        f'{REPO}/configs/mme/pretrain_k400_worker.py').train_dataloader.\
+        dataset.pipeline
     i = transform_index(steps, 'ComputeFlow')
     assert steps[i]['type'] == 'ComputeFlow'
     assert find_transform(steps, 'ComputeFlow') is steps[i]
@@ -112,9 +132,17 @@ def test_variants_change_only_what_they_edit():
         [transform_type(t) for t in ssv2]
     differ = [(transform_type(a), k) for a, b in zip(k400, ssv2)
               for k in set(a) | set(b) if a.get(k) != b.get(k)]
-    assert sorted(differ) == [('ComputeFlow', 'data_root'),
-                              ('MMESampleFrames', 'frame_interval'),
+    assert sorted(differ) == [('MMESampleFrames', 'frame_interval'),
                               ('MMESampleFrames', 'traj_len')]
+    # the worker placement: the same sampling and geometry, the flow and
+    # targets in the pipeline instead of PrepareMotionInputs
+    worker = steps('pretrain_k400_worker.py')
+    device_only = {transform_type(t) for t in k400} - {
+        transform_type(t) for t in worker}
+    assert device_only == {'PrepareMotionInputs'}
+    for name in ('MMESampleFrames', 'MotionMultiScaleCrop', 'MotionResize',
+                 'TubeMasking'):
+        assert find_transform(k400, name) == find_transform(worker, name)
     tiny = steps('pretrain_tiny_synthetic.py')
     absdisp = steps('pretrain_tiny_synthetic_absdisp.py')
     build = find_transform(absdisp, 'BuildMMETargets')
@@ -174,7 +202,7 @@ def test_recipe_schedules_end_at_the_last_epoch(config):
     assert _built_schedulers(config, max_epochs=2)
 
 
-def test_cache_extraction_reads_the_variant_flow_settings():
+def test_cache_extraction_reads_the_variant_flow_settings(tmp_path):
     """``extract_trajectories.py`` fills the cache the dataset will read:
     for SSv2 the data root comes from the config's ``pipeline_edits``, not
     from the K400 pipeline it edits."""
@@ -184,16 +212,17 @@ def test_cache_extraction_reads_the_variant_flow_settings():
         from extract_trajectories import find_flow_cfg
     finally:
         sys.path.pop(0)
-    for name, root in (('pretrain_k400.py', 'data/kinetics400/videos_train'),
-                       ('pretrain_ssv2.py', 'data/sthv2/videos')):
-        flow, ann, prefix = find_flow_cfg(
-            Config.fromfile(f'{REPO}/configs/mme/{name}'))
+    for path, root in ((f'{REPO}/configs/mme/pretrain_k400_worker.py',
+                        'data/kinetics400/videos_train'),
+                       (ssv2_worker_config(tmp_path), 'data/sthv2/videos')):
+        flow, ann, prefix = find_flow_cfg(Config.fromfile(path))
         assert flow['data_root'] == root == prefix, name
 
 
-def test_flow_cache_options_point_the_effective_flow_step_at_a_root():
+def test_flow_cache_options_point_the_effective_flow_step_at_a_root(
+        tmp_path):
     from mme_plugin.utils import flow_cache_options
-    cfg = Config.fromfile(f'{REPO}/configs/mme/pretrain_ssv2.py')
+    cfg = Config.fromfile(ssv2_worker_config(tmp_path))
     opts = flow_cache_options(cfg.train_dataloader.dataset, '/d')
     assert opts == {
         'train_dataloader.dataset.pipeline_edits.ComputeFlow.cache_dir':

@@ -72,6 +72,7 @@ def long_clip(tmp_path_factory):
 
 
 @pytest.mark.parametrize('config', ['configs/mme/pretrain_k400.py',
+                                    'configs/mme/pretrain_k400_worker.py',
                                     'configs/mme/pretrain_k400_dis.py',
                                     'configs/mme/pretrain_ssv2.py'])
 def test_recipe_builds_and_its_pipeline_runs(config, long_clip):
@@ -91,16 +92,26 @@ def test_recipe_builds_and_its_pipeline_runs(config, long_clip):
     assert out['inputs'].shape == (1, 3, 16, 224, 224)
     assert ds.mask.shape == (1568, ) and int(ds.mask.sum()) == 1096
     heads = model.head_dims  # derived from the targets' settings
-    assert ds.traj_target.shape == (1568, heads['traj'])
-    # HOG along the trajectories is left to the model (PrepareHOGInputs)
-    assert 'hog_target' not in ds
     steps = heads['hog'] // (2 * 2 * 27)  # L + 1 (K400: 5, SSv2: 3)
-    assert ds.hog_frames.shape == (8, steps, 224, 224, 3)
-    assert ds.hog_points.shape == (8, steps, 28, 28, 2)
-    hog = model.targets['hog'].device_hog(ds.hog_frames[None],
-                                          ds.hog_points[None], 16)
+    # HOG along the trajectories is left to the model in both placements
+    assert 'hog_target' not in ds
+    if model.target_generator is not None:
+        # device placement: the worker hands over the cropped dense frames
+        assert 'traj_target' not in ds and 'hog_frames' not in ds
+        assert ds.motion_frames.shape == (8, steps, 224, 224, 3)
+        got = model.target_generator.compute(ds.motion_frames[None],
+                                             ds.motion_scale[None])
+        got = {k: v[0] for k, v in got.items()}
+    else:
+        got = {k: ds.get(k) for k in ('traj_target', 'traj_valid',
+                                      'hog_frames', 'hog_points')}
+    assert got['traj_target'].shape == (1568, heads['traj'])
+    assert got['hog_frames'].shape == (8, steps, 224, 224, 3)
+    assert got['hog_points'].shape == (8, steps, 28, 28, 2)
+    hog = model.targets['hog'].device_hog(got['hog_frames'][None],
+                                          got['hog_points'][None], 16)
     assert hog.shape == (1, 1568, heads['hog']) and hog.abs().sum() > 0
-    assert ds.traj_valid.float().mean() > 0.5
+    assert got['traj_valid'].float().mean() > 0.5
     assert model.decoder.heads['traj'][-2].out_features == heads['traj']
 
 

@@ -5,6 +5,16 @@
 # rescales the lr for other totals).
 #   tools/dist_train.sh configs/mme/pretrain_k400.py 8
 # Data: mmaction's K400 video list (`path label` lines).
+#
+# Targets on the training device (docs/mme_design.md, "Where the targets are
+# computed"): the data workers only decode, crop and resize the dense
+# frames; the model's MotionTargetGenerator computes the release's
+# Farneback flow (PyTorch, equal to OpenCV's to float rounding), the
+# trajectories, the reliability checks, the trajectory targets and HOG along
+# the trajectories for the whole batch, before the loss. No flow cache.
+# pretrain_k400_worker.py is the same recipe with all of that in the data
+# workers (OpenCV Farneback on the decoded frames, optionally from a flow
+# cache).
 _base_ = [
     '../_base_/default_runtime.py', '../_base_/models/mme_vit-base-p16.py',
     '../_base_/schedules/mme_pretrain_adamw.py'
@@ -12,46 +22,38 @@ _base_ = [
 
 data_root = 'data/kinetics400/videos_train'
 ann_file = 'data/kinetics400/kinetics400_train_list_videos.txt'
-# Optional flow cache filled offline by tools/data/extract_trajectories.py
-# (None = flow computed on the fly).
-flow_cache_dir = None
-
 clip_len, frame_interval, traj_len = 16, 4, 4
 train_pipeline = [
     dict(type='VideoInit'),
     dict(type='MMESampleFrames', clip_len=clip_len,
          frame_interval=frame_interval, tubelet_size=2, traj_len=traj_len),
     dict(type='VideoDecode', extra_keys=('dense_frame_inds', )),
-    # Flow of the original frames (so a cache can serve it); crop and resize
-    # then carry it along with the frames.
-    dict(type='ComputeFlow', backend=dict(type='FarnebackFlow'),
-         cache_dir=flow_cache_dir, data_root=data_root),
     dict(type='MotionMultiScaleCrop', input_size=224,
          scales=(1, .875, .75, .66), random_crop=False, max_wh_scale_gap=1,
          num_fixed_crops=13),
     dict(type='MotionResize', scale=(224, 224), keep_ratio=False),
-    dict(type='ComputeTrajectories', grid_step=8),
-    # Reject occluded / mistracked points (photometric check) and tubes
-    # across shot cuts (docs/mme_design.md). The forward-backward check
-    # needs backward flow, which doubles release-setting Farneback's cost:
-    # enable it with ComputeFlow(backward=True) and fb_check=True
-    # (measured cost in docs/benchmarks.md).
-    dict(type='CheckTrajectoryReliability', fb_check=False),
-    # HOG along the trajectories is computed by the model on the GPU
-    # (model.hog_target, as the release does); a worker only keeps the
-    # frames and points. ComputeHOG here instead does it on the CPU at
-    # ~300 ms per clip (docs/benchmarks.md).
-    dict(type='PrepareHOGInputs', mode='trajectory'),
-    dict(type='BuildMMETargets', patch_size=16, norm='patch_std'),
+    # the cropped dense frames for the model's MotionTargetGenerator
+    dict(type='PrepareMotionInputs'),
     dict(type='TubeMasking', mask_ratio=0.7, patch_size=16, tubelet_size=2),
     dict(type='FormatShape', input_format='NCTHW'),
     # packs every MME key the pipeline added (MME_ALGORITHM_KEYS)
     dict(type='PackMMEInputs')
 ]
 
+# Flow (release Farneback: 5 levels, pyramid 0.5, window 13, 10 iterations,
+# poly_n 5, sigma 1.1), tracking on the 8 px grid of the trajectory target,
+# photometric and shot-cut checks (the forward-backward check needs backward
+# flow, twice the flow cost: reliability=dict(fb_check=True)), PatchStd
+# targets; HOG along the tracked points by the hog target's PointHOG.
+model = dict(
+    target_generator=dict(type='MotionTargetGenerator',
+                          reliability=dict(fb_check=False),
+                          targets=dict(norm='patch_std')),
+    targets=dict(hog=dict(source='device')))
+
 # One tensor per key and batch (mme_collate): ~10 shared-memory files per
 # batch instead of ~640, one host-to-device copy per key (pinned memory).
-# A batch is ~540 MiB (hog_frames is 2/3 of it); with prefetch_factor=1
+# A batch is ~540 MiB (the dense frames, motion_frames, are 2/3 of it); with prefetch_factor=1
 # each worker holds one batch ahead: 10 workers ~5.3 GiB of /dev/shm per
 # GPU (training checks the size at start-up; docs/benchmarks.md). A batch
 # averages 64 clips, so its time varies little and one batch ahead keeps

@@ -6,9 +6,10 @@
 # cache is needed; the trajectories move by ~0.7 px on average (after
 # L = 4 steps) against Farneback's (synthetic sprites; check on your own
 # videos with `python benchmarks/data_pipeline.py --agreement VIDEO ...`
-# before you switch). Everything else is the recipe of pretrain_k400.py.
+# before you switch). Everything else is the recipe of pretrain_k400.py
+# (the targets in the data workers, as pretrain_k400_worker.py).
 #   tools/dist_train.sh configs/mme/pretrain_k400_dis.py 8
-_base_ = ['./pretrain_k400.py']
+_base_ = ['./pretrain_k400_worker.py']
 
 clip_len, frame_interval, traj_len = 16, 4, 4
 train_pipeline = [

@@ -14,19 +14,18 @@ clip_len, frame_interval, traj_len = 16, 2, 2
 model = dict(targets=dict(traj=dict(traj_len=traj_len),
                           hog=dict(traj_len=traj_len)))
 
-# The K400 pipeline with this sampling and data root, edited by transform
-# type (CheckedVideoDataset(pipeline_edits=...); the dataset logs the edits).
-# No flip in either: SSv2 labels depend on direction. A flow cache:
-#   --cfg-options train_dataloader.dataset.pipeline_edits.ComputeFlow.\
-#   cache_dir=data/sthv2/flow_cache
+# The K400 pipeline with this sampling, edited by transform type
+# (CheckedVideoDataset(pipeline_edits=...); the dataset logs the edits). No
+# flip in either: SSv2 labels depend on direction. The targets are computed
+# on the training device, as in pretrain_k400.py (the generator takes
+# traj_len and the point spacing from the targets above).
 train_dataloader = dict(
     dataset=dict(
         ann_file=ann_file,
         data_prefix=dict(video=data_root),
         pipeline_edits=dict(
             MMESampleFrames=dict(frame_interval=frame_interval,
-                                 traj_len=traj_len),
-            ComputeFlow=dict(data_root=data_root))))
+                                 traj_len=traj_len))))
 
 max_epochs = 800
 param_scheduler = [

@@ -69,6 +69,7 @@ has it (OpenCV solves in double too), else in the compute dtype. No host
 sync inside: the loop bounds depend on the frame size only. Memory: about
 20 MiB per 224 x 224 pair in float32 (measured peak, CPU).
 """
+import math
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -76,7 +77,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ['farneback_flow', 'pyramid_sizes', 'poly_expansion']
+__all__ = ['farneback_flow', 'farneback_levels', 'pyramid_sizes',
+           'poly_expansion']
 
 #: Levels narrower or lower than this are not used (OpenCV's limit).
 MIN_LEVEL_SIZE = 32
@@ -114,6 +116,25 @@ def pyramid_sizes(height: int, width: int, levels: int,
         # Python's round() rounds half to even, as OpenCV's cvRound.
         out.append((s, int(round(height * s)), int(round(width * s))))
     return out
+
+
+def farneback_levels(height: int, width: int, levels: int,
+                     pyr_scale: float) -> int:
+    """The pyramid levels the worker placement asks OpenCV for
+    (:class:`~mme_plugin.ops.FarnebackFlow`): ``levels``, at most
+    ``log(min(H, W) / 8) / log(1 / pyr_scale) + 1``, at least 1.
+
+    Args:
+        height (int): Frame height.
+        width (int): Frame width.
+        levels (int): Levels wanted.
+        pyr_scale (float): Scale between levels, in (0, 1).
+
+    Returns:
+        int: The clamped level count.
+    """
+    fit = int(math.log(min(height, width) / 8) / math.log(1 / pyr_scale)) + 1
+    return max(1, min(levels, fit))
 
 
 def _taps(values: Sequence[float], like: Tensor) -> List[float]:

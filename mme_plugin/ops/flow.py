@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from mme_plugin.registry import TASK_UTILS
-from .farneback_torch import farneback_flow
+from .farneback_torch import farneback_flow, farneback_levels
 
 __all__ = ['FlowBackend', 'CallableFlow', 'FarnebackFlow', 'DISFlow',
            'TorchFarnebackFlow', 'build_flow_backend', 'resize_flow',
@@ -310,9 +310,8 @@ class TorchFarnebackFlow(FlowBackend):
         batch."""
         shape = np.shape(prevs[0])
         # The same level clamp as FarnebackFlow.
-        levels = max(1, min(self.levels,
-                            int(np.log(min(shape) / 8) /
-                                np.log(1 / self.pyr_scale)) + 1))
+        levels = farneback_levels(shape[0], shape[1], self.levels,
+                                  self.pyr_scale)
         a = torch.from_numpy(np.stack(prevs)).to(self._device)
         b = torch.from_numpy(np.stack(nexts)).to(self._device)
         flow = farneback_flow(a, b, self.pyr_scale, levels, self.winsize,

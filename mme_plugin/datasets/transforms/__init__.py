@@ -13,6 +13,7 @@ from .hog import ComputeHOG
 from .hog_inputs import PrepareHOGInputs
 from .masking import TubeMasking
 from .motion_augment import MotionFlip, MotionMultiScaleCrop, MotionResize
+from .motion_inputs import PrepareMotionInputs
 from .motion_targets import BuildMMETargets
 from .rand_augment import RAND_AUGMENT_OPS, VideoRandAugment
 from .reliability import CheckTrajectoryReliability
@@ -23,6 +24,7 @@ __all__ = [
     'MMESampleFrames', 'ShortVideoError', 'ComputeFlow', 'PackMMEInputs',
     'MME_ALGORITHM_KEYS', 'ComputeHOG', 'PrepareHOGInputs', 'TubeMasking',
     'MotionFlip', 'MotionMultiScaleCrop', 'MotionResize', 'BuildMMETargets',
+    'PrepareMotionInputs',
     'VideoRandAugment', 'RAND_AUGMENT_OPS', 'CheckTrajectoryReliability',
     'ComputeTrajectories', 'VideoDecode', 'VideoInit'
 ]

@@ -11,7 +11,8 @@ __all__ = ['MME_ALGORITHM_KEYS', 'PackMMEInputs']
 #: ``docs/mme_design.md``; a key the pipeline did not add is skipped.
 MME_ALGORITHM_KEYS = ('mask', 'traj_target', 'traj_valid', 'hog_target',
                       'hog_valid', 'hog_frames', 'hog_points', 'traj_reject',
-                      'traj_motionless', 'visible_idx', 'masked_idx')
+                      'traj_motionless', 'visible_idx', 'masked_idx',
+                      'motion_frames', 'motion_scale')
 
 
 @TRANSFORMS.register_module()

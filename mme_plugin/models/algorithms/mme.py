@@ -61,6 +61,14 @@ class MME(BaseModel):
             key of a stacked batch); the stock one takes
             ``pseudo_collate`` batches.
         init_cfg (dict, optional): Initialisation config.
+        target_generator (dict, optional): A stage that computes targets
+            from the batch on the model's device before the loss, under
+            ``torch.no_grad()`` (mmpretrain's ``target_generator`` slot):
+            ``dict(type='MotionTargetGenerator', ...)`` computes the flow,
+            trajectories, checks and trajectory targets from the pipeline's
+            ``motion_frames`` (the device placement, ``docs/mme_design.md``).
+            Defaults to None: the pipeline built the targets (the worker
+            placement).
         check_interval (int): On an accelerator, the per-batch checks
             (finite targets and loss, some valid target) are read once every
             this many batches instead of every batch (a host sync each);
@@ -76,6 +84,7 @@ class MME(BaseModel):
                  hog_target: Optional[Dict] = None,
                  data_preprocessor: Optional[Dict] = None,
                  init_cfg: Optional[Dict] = None,
+                 target_generator: Optional[Dict] = None,
                  check_interval: int = 10) -> None:
         super().__init__(
             data_preprocessor=data_preprocessor, init_cfg=init_cfg)
@@ -102,6 +111,10 @@ class MME(BaseModel):
                         {n: t.weight for n, t in self.targets.items()})
         self.loss_module = MODELS.build(loss)
         self.target_names = list(self.targets)
+        self.target_generator = None
+        if target_generator is not None:
+            self.target_generator = MODELS.build(target_generator)
+            self.target_generator.setup(self.backbone, self.targets)
         missing = set(self.loss_module.weights) - set(self.target_names)
         if missing:
             raise ValueError(f'loss weights name targets {missing} that the '
@@ -212,6 +225,12 @@ class MME(BaseModel):
         inputs = self._inputs(inputs)
         if data_samples is None:
             raise ValueError('MME needs data samples carrying the mask')
+        if mode == 'loss' and self.target_generator is not None:
+            # before the encoder: its temporaries are freed before the
+            # activations are allocated
+            with torch.no_grad():
+                data_samples = self.target_generator(data_samples,
+                                                     inputs.device)
         vis_idx, mask_idx = self.mask_indices(data_samples, inputs.device)
         preds = self.decoder(self.extract_feat(inputs, visible_idx=vis_idx),
                              visible_idx=vis_idx, masked_idx=mask_idx)

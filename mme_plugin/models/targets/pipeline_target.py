@@ -26,9 +26,11 @@ def trajectory_monitors(data_samples: List,
                         device: torch.device) -> Dict[str, Tensor]:
     """Monitors of the pipeline's point tracking, where the samples carry
     them (``BuildMMETargets``): ``reject_<reason>``, the fraction of points
-    rejected per reason of ``REJECT_REASONS`` (``traj_reject``), and
+    rejected per reason of ``REJECT_REASONS`` (``traj_reject``),
     ``motionless``, the fraction of clips whose valid points barely move
-    (``traj_motionless``)."""
+    (``traj_motionless``), and, where the model computes the targets
+    (:class:`~mme_plugin.models.MotionTargetGenerator`), ``unusable``, the
+    fraction of clips whose targets were refused (``traj_unusable``)."""
     logs = {}
     reject = stack_samples(data_samples, 'traj_reject', device)
     if reject is not None:
@@ -37,6 +39,9 @@ def trajectory_monitors(data_samples: List,
     still = stack_samples(data_samples, 'traj_motionless', device)
     if still is not None:
         logs['motionless'] = still.float().mean()
+    unusable = stack_samples(data_samples, 'traj_unusable', device)
+    if unusable is not None:
+        logs['unusable'] = unusable.float().mean()
     return logs
 
 
