@@ -12,6 +12,7 @@ from mme_plugin.utils import resolve_amp_dtype, select_amp_dtype
 from .conftest import REPO
 
 PRETRAIN = f'{REPO}/configs/mme/pretrain_k400.py'
+WORKER = f'{REPO}/configs/mme/pretrain_k400_worker.py'
 
 
 def _recipe():
@@ -78,14 +79,21 @@ def test_resolved_wrapper_builds_and_only_fp16_tolerates_skips(monkeypatch):
 
 
 def _vit_b_batch(batch: int, seed: int = 0):
-    """The K400 recipe's model and one synthetic batch (targets given)."""
+    """The K400 recipe's model and one synthetic batch (targets given).
+
+    The batch carries finished targets, so the model is the worker-placement
+    K400 recipe's (``pretrain_k400_worker.py``: the same ViT-B, decoder and
+    loss, without the on-device target generator, which would ask for the
+    dense frames instead).
+    """
     from mmaction.structures import ActionDataSample
 
     from mme_plugin.datasets.transforms import TubeMasking
     from mme_plugin.registry import MODELS
     from mme_plugin.utils import register_all_modules
     register_all_modules()
-    cfg = _recipe()
+    cfg = Config.fromfile(WORKER)
+    assert cfg.model.get('target_generator') is None
     torch.manual_seed(seed)
     model = MODELS.build(cfg.model)
     model.init_weights()

@@ -248,3 +248,38 @@ def test_model_computes_targets_before_the_loss_and_trains():
     stacked['traj_target'] = torch.zeros(b, n_tok, 32)
     with pytest.raises(KeyError, match='one placement'):
         model(inputs, StackedSamples(samples, stacked), mode='loss')
+
+
+def test_generator_makes_no_host_syncs():
+    # every value read back to the host would stall the training step on a
+    # GPU; on the CPU the counter counts the reads that would be syncs
+    from mme_plugin.utils.sync_counter import SyncCounter
+    gen = _generator(reliability=dict(fb_check=True))
+    frames = torch.from_numpy(np.stack([_dense(4), _dense(5, cut=True)]))
+    from mmaction.structures import ActionDataSample
+    samples = StackedSamples([ActionDataSample(), ActionDataSample()],
+                             dict(motion_frames=frames,
+                                  motion_scale=torch.ones(2, 2)))
+    counter = SyncCounter(cpu_tensors=True)
+    with counter:
+        out = gen(samples, torch.device('cpu'))
+    assert counter.syncs == 0, counter.summary()
+    assert out.stacked['traj_target'].shape[0] == 2
+
+
+@pytest.mark.parametrize('dtype', [torch.bfloat16, torch.float16])
+def test_targets_under_autocast_equal_fp32(dtype):
+    """The recipes train under bf16/fp16 autocast: the generator must still
+    compute flow, checks and targets in fp32 (a half-precision Farneback
+    would move trajectories by pixels), so its outputs are bit-equal to a
+    call outside autocast."""
+    gen = _generator(release_compat=False, min_valid_fraction=0.0)
+    frames = torch.from_numpy(np.stack([_dense(0), _dense(2, label=1)]))
+    ref = gen.compute(frames)
+    with torch.autocast(device_type='cpu', dtype=dtype):
+        got = gen.compute(frames)
+    assert set(got) == set(ref)
+    for key, value in ref.items():
+        if torch.is_floating_point(value):
+            assert got[key].dtype == value.dtype == torch.float32, key
+        assert torch.equal(got[key], value), key

@@ -139,8 +139,13 @@ def farneback_levels(height: int, width: int, levels: int,
 
 def _taps(values: Sequence[float], like: Tensor) -> List[float]:
     # Taps as Python floats rounded to the compute precision, so that a
-    # float32 run multiplies by float32 constants (as OpenCV does).
-    return [float(v) for v in torch.tensor(list(values), dtype=like.dtype)]
+    # float32 run multiplies by float32 constants (as OpenCV does). Rounded
+    # in NumPy: host values, never a tensor read back (no sync).
+    np_dtype = {torch.float32: np.float32, torch.float64: np.float64,
+                torch.float16: np.float16}.get(like.dtype)
+    if np_dtype is None:  # bfloat16: no NumPy type; a host tensor
+        return torch.tensor(list(values), dtype=like.dtype).tolist()
+    return np.asarray(list(values), dtype=np_dtype).astype(float).tolist()
 
 
 def _blur_kernel(sigma: float) -> np.ndarray:
