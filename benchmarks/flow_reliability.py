@@ -107,7 +107,8 @@ def checks_vs_truth(clips: int, size: int, bad_px: float) -> Dict:
             t_fwd += t1 - t0
             t_bwd += time.perf_counter() - t1
             res = ComputeTrajectories(grid_step=4)(res)
-            pos, inside = res['traj_positions'][0], res['traj_valid'][0]
+            pos = res['traj_positions'][0]
+            inside = res['traj_point_valid'][0]
             gt = truth(info, pos[0], steps)
             err = np.linalg.norm(pos[-1] - gt['end'], axis=-1)
             bad = (err > bad_px) | gt['occluded']
@@ -115,8 +116,8 @@ def checks_vs_truth(clips: int, size: int, bad_px: float) -> Dict:
             points += int(inside.sum())
             for check, kw in CHECKS.items():
                 r = CheckTrajectoryReliability(cut_check=False, **kw)(
-                    dict(res, traj_valid=inside[None].copy()))
-                kept = r['traj_valid'][0]
+                    dict(res, traj_point_valid=inside[None].copy()))
+                kept = r['traj_point_valid'][0]
                 rej = inside & ~kept
                 s = stats[check]
                 s['rejected'].append(rej.sum() / max(1, inside.sum()))

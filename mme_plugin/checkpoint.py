@@ -26,11 +26,13 @@ import torch
 from torch import nn
 
 from .checkpoint_layout import (LAYOUT_KEY, OFFICIAL_MME_HEADS,
-                                CheckpointLayout, HeadLayout, PixelLayout,
-                                check_layout_fits, head_linear_indices,
-                                hog_head_permutation, infer_layout,
+                                PIXEL_CHANNELS, CheckpointLayout,
+                                HeadLayout, PixelLayout, check_layout_fits,
+                                head_linear_indices, hog_head_permutation,
+                                infer_layout,
                                 layout_from_config, layout_from_model,
                                 official_head_layout, official_problems)
+from .utils.state_diff import CheckpointMismatchError, diff_state_dicts
 
 __all__ = [
     'CheckpointMismatchError', 'load_state_dict_any', 'load_checkpoint_meta',
@@ -40,10 +42,6 @@ __all__ = [
     'layout_from_config', 'layout_from_model', 'infer_layout',
     'CheckpointLayout', 'LAYOUT_KEY', 'FINAL_NORM_RULE'
 ]
-
-
-class CheckpointMismatchError(ValueError):
-    """A checkpoint does not fit the model it is meant for."""
 
 
 def load_checkpoint_meta(path: str
@@ -129,14 +127,10 @@ def verify_state_dict(state: Dict[str, torch.Tensor], model: nn.Module,
               and k not in params]
     for key in filled:
         state[key] = target[key].clone()
-    missing = [k for k in target if k not in state]
-    unexpected = [k for k in state if k not in target]
-    bad_missing = [k for k in missing if k.startswith(prefix)]
-    mismatched = [
-        f'{k}: checkpoint {tuple(state[k].shape)} vs model '
-        f'{tuple(target[k].shape)}' for k in target
-        if k in state and state[k].shape != target[k].shape
-    ]
+    diff = diff_state_dicts(target, state)
+    missing, unexpected = diff.missing, diff.unexpected
+    bad_missing = diff.missing_under(prefix)
+    mismatched = diff.mismatch_lines()
     if bad_missing or mismatched:
         lines = []
         if bad_missing:
@@ -330,9 +324,10 @@ def _official_head_plan(state: Dict[str, torch.Tensor], meta: Optional[Dict],
             kind = 'pixel'
         rows, out_idx = out_rows(prefix)
         head = official_head_layout(kind, rows, patch, prefix + '*')
-        if kind == 'pixel' and patch and rows == tubelet * patch**2 * 3:
+        if kind == 'pixel' and patch and \
+                rows == tubelet * patch**2 * PIXEL_CHANNELS:
             head = HeadLayout('pixel', 'pixel', int(rows),
-                              PixelLayout(tubelet, patch, 3))
+                              PixelLayout(tubelet, patch, PIXEL_CHANNELS))
         heads.append(head)
         plan[i] = (head.name,
                    head.detail.permutation() if kind == 'hog' else None,

@@ -10,8 +10,8 @@ infers it from the tensor shapes (:func:`infer_layout`, refusing when the
 shapes allow several layouts), and states what the official release's
 format can hold (:func:`official_problems`).
 
-Facts of the official format (``docs/release_spec.md`` 2.6-2.7, 4.2), and
-the only constants here: the release's HOG head is one static HOG of 3
+Facts of the official format (``docs/release_spec.md`` 2.6-2.7, 4.2), named
+as the ``OFFICIAL_*`` constants: the release's HOG head is one static HOG of 3
 colour channels x 9 bins per 8 x 8 cell, rows ordered (channel, bin, cell
 row, cell column); its trajectory head is ``2 x L x 4`` points
 (``traj_dim = traj_len * 2 * 4``), rows (coordinate, step, point) as here;
@@ -25,6 +25,8 @@ from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 
+from mme_plugin.utils.state_diff import CheckpointMismatchError
+
 __all__ = [
     'HOGLayout', 'TrajLayout', 'PixelLayout', 'HeadLayout',
     'CheckpointLayout', 'hog_head_permutation', 'layout_from_model',
@@ -32,15 +34,27 @@ __all__ = [
     'official_problems',
     'official_head_layout', 'head_linear_indices', 'LAYOUT_KEY',
     'OFFICIAL_HOG_CHANNELS', 'OFFICIAL_HOG_BINS', 'OFFICIAL_TRAJ_POINTS',
-    'OFFICIAL_MME_HEADS', 'INFERENCE_ASSUMPTIONS'
+    'OFFICIAL_MME_HEADS', 'INFERENCE_ASSUMPTIONS', 'LAYOUT_VERSION',
+    'TRAJ_COORDS', 'HOG_CHANNELS', 'PIXEL_CHANNELS'
 ]
 
 #: Top-level key of a converted file holding its layout (plain values).
 LAYOUT_KEY = 'mme_layout'
+#: Version of the :data:`LAYOUT_KEY` metadata this module writes and reads.
+LAYOUT_VERSION = 1
+#: Coordinates (x, y) of each trajectory step.
+TRAJ_COORDS = 2
+#: HOG channels of each ``channels`` setting of ``HOGTarget`` / ``ComputeHOG``.
+HOG_CHANNELS = {'rgb': 3, 'gray': 1}
+#: Colour channels of a pixel target (RGB frames).
+PIXEL_CHANNELS = 3
+#: Tubelet size assumed for a backbone that does not state one.
+DEFAULT_TUBELET = 2
 #: The official HOG head: 3 colour channels x 9 bins per cell, one static
 #: HOG per token (release spec 2.7).
 OFFICIAL_HOG_CHANNELS, OFFICIAL_HOG_BINS = 3, 9
-#: The official trajectory head: 2 x L x 4 points (release spec 2.6).
+#: The official trajectory head: 2 coords x L steps x 4 points (release
+#: spec 2.6).
 OFFICIAL_TRAJ_POINTS = 4
 #: Official MME heads in ``decoder.0.head.<i>`` order (release spec 4.2).
 OFFICIAL_MME_HEADS = ('hog', 'traj')
@@ -52,11 +66,12 @@ INFERENCE_ASSUMPTIONS = (
 
 
 def _error(msg: str) -> Exception:
-    from mme_plugin.checkpoint import CheckpointMismatchError
     return CheckpointMismatchError(msg)
 
 
-def hog_head_permutation(points: int, channels: int = 3, nbins: int = 9,
+def hog_head_permutation(points: int,
+                         channels: int = OFFICIAL_HOG_CHANNELS,
+                         nbins: int = OFFICIAL_HOG_BINS,
                          steps: int = 1) -> torch.Tensor:
     """Index map from the release's HOG token layout to this project's.
 
@@ -96,7 +111,8 @@ class HOGLayout:
         return self.steps * self.cells * self.channels * self.nbins
 
     def describe(self) -> str:
-        colour = {3: 'rgb', 1: 'gray'}.get(self.channels, 'channels')
+        colour = {n: c for c, n in HOG_CHANNELS.items()}.get(
+            self.channels, 'channels')
         return (f'{self.mode} HOG, {self.steps} step(s) x {self.cells} cells x'
                 f' {self.channels} channel(s) ({colour}) x {self.nbins} bins'
                 f' = {self.rows} rows')
@@ -114,8 +130,9 @@ class HOGLayout:
             why.append(f'it has {OFFICIAL_HOG_BINS} bins, not {self.nbins}')
         if not why:
             return None
-        return ('the official HOG head (3 channels x 9 bins per cell, '
-                f'static; release spec 2.7) cannot hold {self.describe()}: '
+        return (f'the official HOG head ({OFFICIAL_HOG_CHANNELS} channels x'
+                f' {OFFICIAL_HOG_BINS} bins per cell, static; release spec '
+                f'2.7) cannot hold {self.describe()}: '
                 + '; '.join(why))
 
     def permutation(self) -> torch.Tensor:
@@ -133,18 +150,20 @@ class TrajLayout:
 
     @property
     def rows(self) -> int:
-        return 2 * self.traj_len * self.points
+        return TRAJ_COORDS * self.traj_len * self.points
 
     def describe(self) -> str:
-        return (f'trajectories, 2 coords x {self.traj_len} steps x '
+        return (f'trajectories, {TRAJ_COORDS} coords x {self.traj_len} '
+                f'steps x '
                 f'{self.points} points = {self.rows} rows')
 
     def official_problem(self) -> Optional[str]:
         if self.points == OFFICIAL_TRAJ_POINTS:
             return None
-        return ('the official trajectory head is 2 x L x 4 points '
-                '(traj_dim = traj_len * 2 * 4, release spec 2.6), not '
-                + self.describe())
+        return (f'the official trajectory head is {TRAJ_COORDS} x L x '
+                f'{OFFICIAL_TRAJ_POINTS} points (traj_dim = traj_len * '
+                f'{TRAJ_COORDS} * {OFFICIAL_TRAJ_POINTS}, release spec 2.6), '
+                'not ' + self.describe())
 
 
 @dataclass(frozen=True)
@@ -226,8 +245,8 @@ class CheckpointLayout:
             if h.detail is not None:
                 entry['detail'] = dict(vars(h.detail))
             heads.append(entry)
-        return dict(version=1, heads=heads, head_hidden=self.head_hidden,
-                    patch_size=self.patch_size,
+        return dict(version=LAYOUT_VERSION, heads=heads,
+                    head_hidden=self.head_hidden, patch_size=self.patch_size,
                     tubelet_size=self.tubelet_size, source=self.source)
 
     @classmethod
@@ -240,9 +259,10 @@ class CheckpointLayout:
                 entry.
         """
         version = meta.get('version') if isinstance(meta, dict) else meta
-        if version != 1:
+        if version != LAYOUT_VERSION:
             raise _error(f'{where}: {LAYOUT_KEY} of unknown version '
-                         f'{version!r} (this project writes version 1)')
+                         f'{version!r} (this project writes version '
+                         f'{LAYOUT_VERSION})')
         try:
             heads = []
             for h in meta['heads']:
@@ -284,7 +304,8 @@ def layout_from_model(model, source: str = 'model') -> CheckpointLayout:
     from mme_plugin.models.targets import (HOGTarget, PixelTarget,
                                            TrajectoryTarget)
     bb = model.backbone
-    patch, tubelet = int(bb.patch_size), int(getattr(bb, 'tubelet_size', 2))
+    patch = int(bb.patch_size)
+    tubelet = int(getattr(bb, 'tubelet_size', DEFAULT_TUBELET))
     heads = []
     for name, unit in model.targets.items():
         detail: Optional[Detail] = None
@@ -295,14 +316,15 @@ def layout_from_model(model, source: str = 'model') -> CheckpointLayout:
             detail = HOGLayout(
                 unit.mode, steps,
                 _square_cells(patch, unit.cell_size, 'HOG cell size'),
-                3 if unit.channels == 'rgb' else 1, unit.nbins)
+                HOG_CHANNELS['rgb'] if unit.channels == 'rgb' else
+                HOG_CHANNELS['gray'], unit.nbins)
         elif isinstance(unit, TrajectoryTarget):
             kind = 'traj'
             detail = TrajLayout(unit.traj_len, _square_cells(
                 patch, unit.grid_step, 'trajectory grid step'))
         elif isinstance(unit, PixelTarget):
             kind = 'pixel'
-            detail = PixelLayout(tubelet, patch, 3)
+            detail = PixelLayout(tubelet, patch, PIXEL_CHANNELS)
         rows = int(unit.feat_dim)
         if detail is not None and detail.rows != rows:
             raise _error(
@@ -312,6 +334,7 @@ def layout_from_model(model, source: str = 'model') -> CheckpointLayout:
                 'the target settings')
         heads.append(HeadLayout(name, kind, rows, detail))
     first = next(iter(model.decoder.heads.values()))
+    # an MLP head (Linear, GELU, Linear) has a hidden width, a Linear none
     hidden = first[0].out_features if len(first) > 2 else 0
     return CheckpointLayout(heads, int(hidden), patch, tubelet, source)
 
@@ -371,12 +394,15 @@ def _state_heads(state: Dict[str, torch.Tensor]
 
 
 def _patch_geometry(state: Dict[str, torch.Tensor]) -> Tuple[int, int, int]:
+    """Patch size, tubelet size and input channels, from the Conv3d patch
+    embedding's ``[out, in, tubelet, patch, patch]`` weight."""
     w = state.get('backbone.patch_embed.projection.weight')
     if w is None or w.dim() != 5:
         raise _error('no 5-D backbone.patch_embed.projection.weight to read '
                      'the patch geometry from: pass --config <the '
                      'pretraining config>')
-    return int(w.shape[3]), int(w.shape[2]), int(w.shape[1])
+    _, in_ch, tubelet, patch, _ = (int(d) for d in w.shape)
+    return patch, tubelet, in_ch
 
 
 def infer_layout(state: Dict[str, torch.Tensor]) -> CheckpointLayout:
@@ -406,13 +432,13 @@ def infer_layout(state: Dict[str, torch.Tensor]) -> CheckpointLayout:
             cells = k * k
             traj = None
             if traj_rows is not None:
-                if traj_rows % (2 * cells):
+                if traj_rows % (TRAJ_COORDS * cells):
                     continue
-                traj = TrajLayout(traj_rows // (2 * cells), cells)
+                traj = TrajLayout(traj_rows // (TRAJ_COORDS * cells), cells)
             if hog_rows is None:
                 combos.append((None, traj))
                 continue
-            for channels in (OFFICIAL_HOG_CHANNELS, 1):
+            for channels in (HOG_CHANNELS['rgb'], HOG_CHANNELS['gray']):
                 per_step = cells * channels * OFFICIAL_HOG_BINS
                 if hog_rows % per_step:
                     continue
@@ -532,7 +558,8 @@ def official_head_layout(kind: str, rows: int, patch: int,
         if rows % per_cell or k * k != cells or patch % k:
             raise _error(
                 f'{where} has {rows} rows, which is not the official HOG '
-                f'layout (3 channels x 9 bins = {per_cell} rows per cell, a '
+                f'layout ({OFFICIAL_HOG_CHANNELS} channels x '
+                f'{OFFICIAL_HOG_BINS} bins = {per_cell} rows per cell, a '
                 f'square number of cells tiling the {patch}-px patch; '
                 'release spec 2.7). If the file was written by --reverse '
                 f'--preserve-layout, its {LAYOUT_KEY} metadata is missing: '
@@ -540,10 +567,11 @@ def official_head_layout(kind: str, rows: int, patch: int,
         return HeadLayout('hog', 'hog', rows, HOGLayout(
             'static', 1, cells, OFFICIAL_HOG_CHANNELS, OFFICIAL_HOG_BINS))
     if kind == 'traj':
-        per_step = 2 * OFFICIAL_TRAJ_POINTS
+        per_step = TRAJ_COORDS * OFFICIAL_TRAJ_POINTS
         if rows % per_step:
-            raise _error(f'{where} has {rows} rows, not the official 2 x L x'
-                         f' 4 points (release spec 2.6)')
+            raise _error(f'{where} has {rows} rows, not the official '
+                         f'{TRAJ_COORDS} x L x {OFFICIAL_TRAJ_POINTS} points '
+                         '(release spec 2.6)')
         return HeadLayout('traj', 'traj', rows,
                           TrajLayout(rows // per_step, OFFICIAL_TRAJ_POINTS))
     return HeadLayout(kind, kind, rows)

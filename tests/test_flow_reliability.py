@@ -48,10 +48,10 @@ def test_rigid_motion_exact_flow_every_point_reliable():
     fwd = np.zeros((n, s - 1, h, w, 2), np.float32)
     fwd[..., 0], fwd[..., 1] = -2, -1  # content moves up-left
     res = _track(frames[None], flows=fwd, flows_bwd=-fwd)
-    inside = res['traj_valid'].copy()
+    inside = res['traj_point_valid'].copy()
     out = CheckTrajectoryReliability()(res)
     assert inside.mean() > 0.85
-    np.testing.assert_array_equal(out['traj_valid'], inside)
+    np.testing.assert_array_equal(out['traj_point_valid'], inside)
     assert not out['traj_cut_pairs'].any()
 
 
@@ -63,12 +63,12 @@ def test_rigid_motion_real_flow_rejects_only_failed_tracks(backend):
     """A rigid pan with real flow: most points are kept, and the rejected
     ones are those the flow really got wrong (the true motion is known)."""
     res = _track(_pan()[None], backend)
-    inside = res['traj_valid'][0].copy()
+    inside = res['traj_point_valid'][0].copy()
     pos = res['traj_positions'][0]
     err = np.linalg.norm(pos[-1] - (pos[0] + 4 * np.array([-2, -1])),
                          axis=-1)
     out = CheckTrajectoryReliability()(res)
-    kept = out['traj_valid'][0]
+    kept = out['traj_point_valid'][0]
     rejected = inside & ~kept
     assert kept[inside].mean() >= 0.9  # measured 0.94 / 0.91
     assert rejected.any()
@@ -114,7 +114,7 @@ def test_occlusion_exact_flow_covered_points_invalid(check):
     rows = (y >= 44) & (y < 84)
     covered = rows & (x >= x0 + 40) & (x < x0 + 40 + speed * (steps - 1))
     assert covered.sum() >= 30
-    valid = out['traj_valid'][0]
+    valid = out['traj_point_valid'][0]
     assert not valid[covered].any()
     assert valid[~covered].all()
     reason = 'fb_check' if check.get('fb_check', True) else 'photo_check'
@@ -134,7 +134,7 @@ def test_occlusion_real_flow_rejects_covered_points_far_more_often():
     rows = (y >= 44) & (y < 84)
     covered = rows & (x >= x0 + 40) & (x < x0 + 40 + speed * (steps - 1))
     far = (x > 100) | (y < 30) | (y > 98)
-    valid = out['traj_valid'][0]
+    valid = out['traj_point_valid'][0]
     rejected_covered = 1 - valid[covered].mean()
     rejected_far = 1 - valid[far].mean()
     assert rejected_covered >= 0.5, rejected_covered
@@ -153,10 +153,10 @@ def test_shot_cut_invalidates_the_tube_across_it():
     np.testing.assert_array_equal(out['traj_cut_pairs'][1],
                                   [True, False, False, False])
     assert not out['traj_cut_pairs'][2].any()
-    assert not out['traj_valid'][:2].any()
-    assert (out['traj_point_reason'][:2][res['traj_valid'][:2]] ==
+    assert not out['traj_point_valid'][:2].any()
+    assert (out['traj_point_reason'][:2][res['traj_point_valid'][:2]] ==
             CODE['shot_cut']).all()
-    assert out['traj_valid'][2].mean() > 0.9
+    assert out['traj_point_valid'][2].mean() > 0.9
 
 
 class _NoiseFlow:
@@ -172,9 +172,9 @@ class _NoiseFlow:
 
 def test_noise_flow_mostly_rejected_and_targets_refused():
     res = _track(_pan()[None], _NoiseFlow())
-    inside = res['traj_valid'].copy()
+    inside = res['traj_point_valid'].copy()
     out = CheckTrajectoryReliability()(res)
-    assert out['traj_valid'].sum() <= 0.05 * inside.sum()
+    assert out['traj_point_valid'].sum() <= 0.05 * inside.sum()
     with pytest.raises(RuntimeError, match='fb_check'):
         BuildMMETargets(patch_size=8, with_hog=False)(out)
 
@@ -195,9 +195,9 @@ def test_reasons_counted_and_logged_fractions():
 def test_release_compat_rejects_nothing():
     frames, fwd, bwd = _occlusion()
     res = _track(frames, flows=fwd, flows_bwd=bwd)
-    before = res['traj_valid'].copy()
+    before = res['traj_point_valid'].copy()
     out = CheckTrajectoryReliability(release_compat=True)(res)
-    np.testing.assert_array_equal(out['traj_valid'], before)
+    np.testing.assert_array_equal(out['traj_point_valid'], before)
     assert (out['traj_point_reason'] == CODE['fb_check']).any()
 
 
@@ -207,7 +207,7 @@ def test_fb_check_without_backward_flow_names_the_fix():
     with pytest.raises(KeyError, match=r'ComputeFlow\(backward=True\)'):
         CheckTrajectoryReliability()(res)
     out = CheckTrajectoryReliability(fb_check=False)(res)
-    assert out['traj_valid'].any()
+    assert out['traj_point_valid'].any()
 
 
 def test_backward_flow_is_the_reverse_chain():

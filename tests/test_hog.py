@@ -134,7 +134,8 @@ def test_model_hog_targets_equal_pipeline_hog_targets(mode):
     pos = grid + np.cumsum(rng.normal(0, 0.7, (n, s, 4, 4, 2)), 1)
     pos = pos.astype(np.float32)
     results = dict(dense_imgs=dense, traj_positions=pos,
-                   traj_valid=np.ones((n, 4, 4), bool), traj_grid_step=step,
+                   traj_point_valid=np.ones((n, 4, 4), bool),
+                   traj_grid_step=step,
                    imgs=list(dense[:, 0]) * 2, tubelet_size=2)
     build = BuildMMETargets(patch_size=16, min_valid_fraction=0)
     if mode == 'static':  # n tubes of 2 frames each
@@ -156,7 +157,7 @@ def test_build_targets_without_any_hog_input_names_both_transforms():
     pos = np.zeros((1, 2, 2, 2, 2), np.float32) + 4
     with pytest.raises(KeyError, match='ComputeHOG.*PrepareHOGInputs'):
         BuildMMETargets(patch_size=16, min_valid_fraction=0)(dict(
-            traj_positions=pos, traj_valid=np.ones((1, 2, 2), bool),
+            traj_positions=pos, traj_point_valid=np.ones((1, 2, 2), bool),
             traj_grid_step=8))
 
 

@@ -61,14 +61,14 @@ def _numpy_path(res, rc=False, grid_step=8, patch=16, scale=None, **kw):
         res['scale_factor'] = np.array(scale, np.float32)
     res = ComputeTrajectories(grid_step, release_compat=rc)(res)
     snap = dict(positions=res['traj_positions'].copy(),
-                in_frame=res['traj_valid'].copy(),
+                in_frame=res['traj_point_valid'].copy(),
                 steps=res.get('traj_steps'))
     checker = CheckTrajectoryReliability(release_compat=rc)
     grays = checker._grays(res)
     snap.update(grays=grays, fb=checker.fb_failures(res).any(1),
                 photo=checker.photo_failures(res, grays).any(1))
     res = checker(res)
-    snap.update(valid=res['traj_valid'].copy(),
+    snap.update(valid=res['traj_point_valid'].copy(),
                 reason=res['traj_point_reason'].copy(),
                 cut_pairs=res['traj_cut_pairs'].copy())
     res = BuildMMETargets(patch_size=patch, with_hog=False, release_compat=rc,
@@ -173,7 +173,7 @@ def test_half_resolution_flow_matches_numpy():
     pos, valid, _ = track_points_torch(T(low), grid_points_torch(32, 48, 8),
                                        (48, 32))
     assert _max_diff(pos, ref['traj_positions']) < POS_TOL
-    np.testing.assert_array_equal(valid.numpy(), ref['traj_valid'])
+    np.testing.assert_array_equal(valid.numpy(), ref['traj_point_valid'])
     # and against the upsampled flow, as the NumPy test does
     full = np.stack([[resize_flow(f, (48, 32)) for f in t] for t in low])
     pos_full, _, _ = track_points_torch(T(full),

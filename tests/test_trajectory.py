@@ -127,8 +127,9 @@ def test_all_tubes_at_once_equal_tracking_each_tube():
     for i in range(3):
         pos, valid = track_points(flows[i], start)
         np.testing.assert_array_equal(res['traj_positions'][i], pos)
-        np.testing.assert_array_equal(res['traj_valid'][i], valid)
-    assert not res['traj_valid'][1].all() and res['traj_valid'][0].any()
+        np.testing.assert_array_equal(res['traj_point_valid'][i], valid)
+    valid = res['traj_point_valid']
+    assert not valid[1].all() and valid[0].any()
 
 
 def test_tracking_on_half_resolution_flow_matches_upsampled_flow():
@@ -152,11 +153,12 @@ def test_tracking_on_half_resolution_flow_matches_upsampled_flow():
     assert got['traj_positions'].shape == ref['traj_positions'].shape
     moved = np.abs(ref['traj_positions'][:, -1] - ref['traj_positions'][:, 0])
     assert moved.max() > 3  # real motion, several pixels
-    inner = ref['traj_valid'] & got['traj_valid']
+    inner = ref['traj_point_valid'] & got['traj_point_valid']
     assert inner.mean() > 0.5
     np.testing.assert_allclose(got['traj_positions'],
                                ref['traj_positions'], atol=0.05)
-    np.testing.assert_array_equal(got['traj_valid'], ref['traj_valid'])
+    np.testing.assert_array_equal(got['traj_point_valid'],
+                                  ref['traj_point_valid'])
 
 
 def test_half_resolution_flow_before_a_crop_is_refused():

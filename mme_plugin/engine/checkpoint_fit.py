@@ -6,9 +6,11 @@ unexpected keys. So a test of an unconverted pretraining checkpoint printed
 chance accuracy and exited 0, a checkpoint of another model size printed
 0.0 and exited 0, and a doubly converted checkpoint (``backbone.backbone.*``)
 fine-tuned from scratch. :func:`check_checkpoint_fits` turns these into
-:class:`~mme_plugin.checkpoint.CheckpointMismatchError` naming the keys and
-the command that fixes the checkpoint; :func:`patch_runner` applies it to
-every checkpoint a stock mmengine ``Runner`` loads:
+:class:`~mme_plugin.utils.state_diff.CheckpointMismatchError` naming the
+keys and the command that fixes the checkpoint; :func:`patch_runner`
+applies it to every checkpoint a stock mmengine ``Runner`` loads. The keys
+are compared by :func:`~mme_plugin.utils.state_diff.diff_state_dicts`, as
+in :func:`~mme_plugin.checkpoint.verify_state_dict` (the converters):
 
 * always: every parameter under ``backbone.`` is in the checkpoint (missing
   fixed buffers, such as the sinusoid ``pos_embed`` that official
@@ -23,6 +25,9 @@ from collections import OrderedDict
 from typing import Any, Dict, List
 
 from mmengine.logging import print_log
+
+from mme_plugin.utils.state_diff import (CheckpointMismatchError,
+                                         diff_state_dicts)
 
 __all__ = ['check_checkpoint_fits', 'patch_runner']
 
@@ -69,20 +74,14 @@ def check_checkpoint_fits(model: Any, state: Dict[str, Any], source: str,
         CheckpointMismatchError: Naming missing / unexpected / mismatched
             keys and the fix.
     """
-    from mme_plugin.checkpoint import CheckpointMismatchError
-    target = model.state_dict()
     params = {n for n, _ in model.named_parameters()}
     keys = list(state)
-    missing = [k for k in target if k not in state and k in params]
-    unexpected = [k for k in keys if k not in target]
-    mismatched = [
-        f'{k}: checkpoint {tuple(state[k].shape)} vs model '
-        f'{tuple(target[k].shape)}' for k in target
-        if k in state and hasattr(state[k], 'shape')
-        and tuple(state[k].shape) != tuple(target[k].shape)
-    ]
+    diff = diff_state_dicts(model.state_dict(), state)
+    missing = diff.missing_in(params)  # fixed buffers keep the model's
+    unexpected = diff.unexpected
+    mismatched = diff.mismatch_lines()
     problems = []
-    if not any(k in target for k in keys):
+    if not diff.matched:
         problems.append(f'none of its {len(keys)} keys is a model key '
                         f'(e.g. {keys[:3]})')
     bad_missing = (missing if require_all else

@@ -99,17 +99,19 @@ def flow_quality(videos: Sequence[str],
             t2 = time.perf_counter()
             res = ComputeTrajectories(grid_step=grid_step)(
                 dict(dense_imgs=dense, flows=fwd, flows_bwd=bwd))
-            pos, inside = res['traj_positions'][0], res['traj_valid'][0]
+            pos = res['traj_positions'][0]
+            inside = res['traj_point_valid'][0]
             ends[name] = (pos[-1], inside)
             trips = fb_round_trip(*check.fb_steps(res))[0]  # [L, gh, gw]
-            out = check(dict(res, traj_valid=res['traj_valid'].copy()))
+            out = check(dict(
+                res, traj_point_valid=res['traj_point_valid'].copy()))
             reason = out['traj_point_reason'][0]
             a = acc.setdefault(name, {})
             a.setdefault('ms_per_pair', []).append(1e3 * (t1 - t0) / steps)
             a.setdefault('bwd_ms_per_pair', []).append(1e3 * (t2 - t1) /
                                                        steps)
             a.setdefault('reliable', []).append(
-                float(out['traj_valid'][0][inside].mean())
+                float(out['traj_point_valid'][0][inside].mean())
                 if inside.any() else 0.0)
             for k, why in enumerate(REJECT_REASONS[1:4], start=2):
                 a.setdefault(f'rejected_{why}', []).append(

@@ -13,9 +13,8 @@ from typing import Dict
 import numpy as np
 from mmcv.transforms import BaseTransform
 
-from mme_plugin.registry import TRANSFORMS
-
 from mme_plugin.io.video import VideoReadError
+from mme_plugin.registry import TRANSFORMS
 
 __all__ = ['MMESampleFrames', 'ShortVideoError']
 
@@ -28,10 +27,22 @@ class ShortVideoError(VideoReadError):
 class MMESampleFrames(BaseTransform):
     """Sample one sparse clip and the dense frames of each of its tubes.
 
-    Required keys: ``total_frames``, ``filename``. Added keys: ``frame_inds``
-    (``clip_len``), ``dense_frame_inds`` (``clip_len // tubelet_size`` x
-    ``traj_len + 1``), ``clip_len``, ``frame_interval``, ``num_clips``,
-    ``traj_len``, ``tubelet_size``.
+    Required Keys:
+
+        - total_frames (int): Frames of the video.
+
+    Optional Keys:
+
+        - filename (str): For messages.
+
+    Added Keys:
+
+        - frame_inds (np.ndarray): ``[clip_len]`` int64 sparse frames.
+        - dense_frame_inds (np.ndarray): ``[clip_len // tubelet_size,
+          traj_len + 1]`` int64, the dense frames of each tube.
+        - clip_len, frame_interval, traj_len, tubelet_size (int): The
+          arguments, for later steps.
+        - num_clips (int): 1.
 
     Args:
         clip_len (int): Sparse frames given to the encoder. Defaults to 16.

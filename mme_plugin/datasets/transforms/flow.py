@@ -20,15 +20,24 @@ __all__ = ['ComputeFlow']
 class ComputeFlow(BaseTransform):
     """Flows between consecutive dense frames of every tube.
 
-    Required keys: ``dense_imgs`` (``[N_tubes, L + 1, H, W, 3]``); with a
-    cache also ``filename``, ``dense_frame_inds`` and ``total_frames``, and
-    the transform must come before any geometric augmentation (the cache
-    holds flows of the original frames). Added key: ``flows``
-    (``[N_tubes, L, H, W, 2]`` float32, pixels of the current frame size;
-    with ``full_res=False`` ``[N_tubes, L, h, w, 2]`` at the backend's
-    working resolution, in its pixels); with ``backward=True`` also
-    ``flows_bwd``, the flows from each dense frame to the one before it,
-    same shape and units.
+    With a cache the transform must come before any geometric augmentation
+    (the cache holds flows of the original frames; a ``crop_bbox`` or
+    ``flip`` key is an error).
+
+    Required Keys:
+
+        - dense_imgs (np.ndarray): ``[N_tubes, L + 1, H, W, 3]`` uint8.
+        - filename (str), dense_frame_inds (np.ndarray,
+          ``[N_tubes, L + 1]``), total_frames (int): only with a cache.
+
+    Added Keys:
+
+        - flows (np.ndarray): ``[N_tubes, L, H, W, 2]`` float32, pixels of
+          the current frame size; with ``full_res=False``
+          ``[N_tubes, L, h, w, 2]`` at the backend's working resolution, in
+          its pixels.
+        - flows_bwd (np.ndarray): Only with ``backward=True``: the flows
+          from each dense frame to the one before it, same shape and units.
 
     Args:
         backend (dict | FlowBackend): Flow backend config, e.g.

@@ -35,15 +35,31 @@ class ComputeHOG(BaseTransform):
     Modes:
 
     * ``'trajectory'`` (paper): for every tube, tracked point and dense step
-      ``t = 0..L``, the cell histogram centred on the point in dense frame t.
-      Required keys ``dense_imgs``, ``traj_positions``. Output
-      ``hog`` ``[N, L + 1, gh, gw, D]``.
+      ``t = 0..L``, the cell histogram centred on the point in dense frame
+      t. S = L + 1 steps.
     * ``'static'`` (release, ``traj_varient='base'``): the histogram of the
       fixed grid cell in the tube's frame ``frame_in_tube`` (release: the
-      tube's 2nd sparse frame). Required key ``imgs``. Output
-      ``[N, 1, gh, gw, D]``.
+      tube's 2nd sparse frame). S = 1 step.
 
-    ``D = C * nbins`` (C = 3 for ``'rgb'``).
+    ``D = C * nbins`` (C = 3 for ``'rgb'``, 1 for ``'gray'``).
+
+    Required Keys:
+
+        - dense_imgs (np.ndarray): ``[N, L + 1, H, W, 3]``, ``'trajectory'``
+          mode.
+        - traj_positions (np.ndarray): ``[N, L + 1, gh, gw, 2]``,
+          ``'trajectory'`` mode (:class:`ComputeTrajectories`).
+        - imgs (list[np.ndarray]): The sparse frames, ``'static'`` mode.
+
+    Optional Keys:
+
+        - tubelet_size (int): Frames per tube, ``'static'`` mode. Defaults
+          to 2.
+
+    Added Keys:
+
+        - hog (np.ndarray): ``[N, S, gh, gw, D]`` float32.
+        - hog_mode (str): ``mode``.
 
     Args:
         mode (str): ``'trajectory'`` or ``'static'``. Defaults to

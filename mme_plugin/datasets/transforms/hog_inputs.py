@@ -16,9 +16,8 @@ import numpy as np
 import torch
 from mmcv.transforms import BaseTransform
 
-from mme_plugin.registry import TRANSFORMS
-
 from mme_plugin.ops.tracking import grid_points
+from mme_plugin.registry import TRANSFORMS
 
 from .hog import tube_frames
 
@@ -31,18 +30,34 @@ class PrepareHOGInputs(BaseTransform):
 
     Modes (as :class:`ComputeHOG`):
 
-    * ``'trajectory'``: the dense frames and the tracked positions. Required
-      keys ``dense_imgs`` ``[N, L + 1, H, W, 3]`` and ``traj_positions``
-      ``[N, L + 1, gh, gw, 2]``.
-    * ``'static'``: the tube's frame ``frame_in_tube`` and the fixed grid.
-      Required key ``imgs``; the grid step is ``traj_grid_step`` (from
-      :class:`ComputeTrajectories`) or ``grid_step``.
+    * ``'trajectory'``: the dense frames and the tracked positions
+      (S = L + 1 steps).
+    * ``'static'``: the tube's frame ``frame_in_tube`` and the fixed grid
+      (S = 1 step).
 
-    Added keys (torch tensors, packed by ``PackActionInputs`` through
-    ``algorithm_keys``): ``hog_frames`` ``[N, S, H, W, 3]`` uint8 and
-    ``hog_points`` ``[N, S, gh, gw, 2]`` float32 (S = L + 1 or 1), plus
-    ``hog_mode``. :class:`BuildMMETargets` then sets ``hog_valid``. The batch
-    grows by the frames (6 MB per clip at 8 tubes x 5 frames x 224 x 224).
+    Required Keys:
+
+        - dense_imgs (np.ndarray): ``[N, L + 1, H, W, 3]``,
+          ``'trajectory'`` mode.
+        - traj_positions (np.ndarray): ``[N, L + 1, gh, gw, 2]``,
+          ``'trajectory'`` mode.
+        - imgs (list[np.ndarray]): The sparse frames, ``'static'`` mode.
+
+    Optional Keys:
+
+        - traj_grid_step (int): ``'static'`` mode grid step (from
+          :class:`ComputeTrajectories`); ``grid_step`` without it.
+        - tubelet_size (int): Frames per tube, ``'static'`` mode.
+
+    Added Keys:
+
+        - hog_frames (Tensor): ``[N, S, H, W, 3]`` uint8.
+        - hog_points (Tensor): ``[N, S, gh, gw, 2]`` float32.
+        - hog_mode (str): ``mode``.
+
+    The tensors are packed by ``PackMMEInputs`` through ``algorithm_keys``;
+    :class:`BuildMMETargets` then sets ``hog_valid``. The batch grows by
+    the frames (6 MB per clip at 8 tubes x 5 frames x 224 x 224).
 
     Args:
         mode (str): ``'trajectory'`` or ``'static'``. Defaults to

@@ -16,12 +16,22 @@ class TubeMasking(BaseTransform):
 
     ``int(ratio * patches_per_frame)`` patches are masked per frame (release:
     0.7 -> 137 of 196, i.e. 1096 masked / 472 visible tokens for 16x224x224).
-    Added keys: ``mask``, bool tensor ``[tokens]`` in ``(t, h, w)`` order,
-    True = masked (hidden from the encoder, predicted by the decoder); and
-    its sorted int64 token indices ``visible_idx`` ``[N_visible]`` and
-    ``masked_idx`` ``[N_masked]``, the same count in every sample, which the
-    model selects tokens with (a ``gather``, no host sync on the GPU;
-    :mod:`mme_plugin.ops.mask_index`).
+
+    Required Keys:
+
+        - img_shape (tuple[int, int]): ``(H, W)`` of the frames.
+        - imgs (list[np.ndarray]): The sparse frames (their count gives the
+          tubes).
+
+    Added Keys:
+
+        - mask (Tensor): ``[tokens]`` bool in ``(t, h, w)`` order, True =
+          masked (hidden from the encoder, predicted by the decoder).
+        - visible_idx (Tensor): ``[N_visible]`` sorted int64 token indices.
+        - masked_idx (Tensor): ``[N_masked]`` sorted int64 token indices.
+          Both counts are the same in every sample; the model selects
+          tokens with them (a ``gather``, no host sync on the GPU;
+          :mod:`mme_plugin.ops.mask_index`).
 
     Args:
         mask_ratio (float): Fraction of patches masked. Defaults to 0.7

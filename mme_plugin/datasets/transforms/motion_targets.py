@@ -43,7 +43,7 @@ HOG target per token: the features of its points (and of every dense step in
 ``'trajectory'`` mode), laid out ``(step, row, col, feature)``.
 """
 import warnings
-from typing import Dict, Optional, Set
+from typing import Dict, Optional, Set, Tuple
 
 import numpy as np
 import torch
@@ -63,6 +63,12 @@ class UnusableTargetsError(RuntimeError):
     non-finite values): a data problem of that clip, which training may skip
     (:mod:`mme_plugin.datasets.skip_bad_samples`)."""
 
+
+#: Intermediates dropped once the targets are built.
+_INTERMEDIATE_KEYS = ('dense_imgs', 'flows', 'flows_bwd', 'hog',
+                      'traj_cut_pairs')
+#: Per-point keys, kept only with ``keep_positions`` (visualisation).
+_POINT_KEYS = ('traj_point_reason', 'traj_point_valid', 'traj_positions')
 
 #: Videos already warned about as motionless, in this process (each
 #: dataloader worker warns once per video; the ``motionless`` monitor counts
@@ -96,27 +102,71 @@ def _tokens(x: np.ndarray, k: int) -> np.ndarray:
 class BuildMMETargets(BaseTransform):
     """Build per-token trajectory and HOG targets.
 
-    Required keys: ``traj_positions`` (``[N, L + 1, gh, gw, 2]``),
-    ``traj_valid`` (``[N, gh, gw]``), ``traj_grid_step``; ``hog`` if
-    ``with_hog``. Added keys (torch tensors): ``traj_target`` (``[T, 2Lk^2]``),
-    ``traj_valid`` (``[T]`` bool), ``hog_target`` (``[T, S k^2 D]``) and
-    ``hog_valid`` (``[T]`` bool), with T = N * (H/patch) * (W/patch) tokens,
-    and ``traj_reject`` (``[4]`` float32: the fraction of the clip's points
-    rejected for each reason of :data:`REJECT_REASONS`; pack it to have the
-    model log ``reject_<reason>``), ``traj_motionless`` (``[]`` float32: 1
-    if the clip's valid points move less than ``min_motion``, i.e. its
-    trajectory targets are near zero; the model logs its batch mean as
-    ``motionless``) and ``traj_motion`` (float, that motion in pixels of the
-    decoded video per frame, :func:`~mme_plugin.ops.motion_magnitude`; not
-    packed, read by ``tools/analysis/check_dataset.py``). A motionless clip
-    is warned about once per video and process, and trained on as it is
-    (its targets are not changed).
-    After :class:`PrepareHOGInputs` (HOG computed by the model) there is no
-    ``hog`` and only ``hog_valid`` is added; ``hog_frames`` and
-    ``hog_points`` stay for the model.
-    Large intermediates (``dense_imgs``, ``flows``, ``hog``,
-    ``traj_positions``) are dropped; ``traj_positions`` is kept if
-    ``keep_positions`` (visualisation).
+    T = N * (H / patch) * (W / patch) tokens, k = patch / grid step points
+    per patch side, S dense steps of HOG per token (L + 1 along the
+    trajectory, 1 static), D HOG features per point and step.
+
+    Required Keys:
+
+        - traj_positions (np.ndarray): ``[N, L + 1, gh, gw, 2]`` tracked
+          positions (:class:`ComputeTrajectories`).
+        - traj_point_valid (np.ndarray): ``[N, gh, gw]`` bool, per point
+          (:class:`ComputeTrajectories`, narrowed by
+          :class:`CheckTrajectoryReliability`).
+        - traj_grid_step (int): Point spacing in pixels.
+        - traj_steps (np.ndarray): ``[N, L, gh, gw, 2]``, only under
+          ``release_compat`` (``ComputeTrajectories(release_compat=True)``).
+        - hog (np.ndarray) or hog_frames (Tensor): if ``with_hog``:
+          ``[N, S, gh, gw, D]`` features (:class:`ComputeHOG`), or the
+          frames the model computes them from (:class:`PrepareHOGInputs`).
+
+    Optional Keys:
+
+        - scale_factor: Resize factor (x, y) of the frames; converts
+          ``max_step`` and ``traj_motion`` between the decoded video and the
+          current frame. Defaults to (1, 1).
+        - traj_point_reason (np.ndarray): ``[N, gh, gw]`` uint8 reason codes
+          (:class:`CheckTrajectoryReliability`); without it a point is
+          either valid or ``left_frame``.
+        - hog_mode (str): ``'trajectory'`` or ``'static'``.
+        - filename (str): For messages.
+
+    Added Keys:
+
+        - traj_target (Tensor): ``[T, 2 L k^2]`` float32 (module doc).
+        - traj_valid (Tensor): ``[T]`` bool, per **token**: the token's
+          points are valid (``token_valid``) and stepped at most
+          ``max_step``.
+        - traj_reject (Tensor): ``[len(REJECT_REASONS)]`` float32: the
+          fraction of the clip's points rejected for each reason of
+          :data:`REJECT_REASONS`; pack it to have the model log
+          ``reject_<reason>``.
+        - traj_motionless (Tensor): ``[]`` float32: 1 if the clip's valid
+          points move less than ``min_motion``, i.e. its trajectory targets
+          are near zero; the model logs its batch mean as ``motionless``.
+        - traj_motion (float): That motion in pixels of the decoded video
+          per frame (:func:`~mme_plugin.ops.motion_magnitude`); not packed,
+          read by ``tools/analysis/check_dataset.py``. Set before a refusal
+          too.
+        - hog_target (Tensor): ``[T, S k^2 D]`` float32, if ``with_hog``
+          and ``hog`` is given (not after :class:`PrepareHOGInputs`, whose
+          ``hog_frames`` and ``hog_points`` stay for the model).
+        - hog_valid (Tensor): ``[T]`` bool, if ``with_hog``: the token
+          validity in ``'trajectory'`` HOG mode (points that left the frame
+          are read at a clamped position), all True otherwise.
+
+    Removed Keys (large intermediates): ``dense_imgs``, ``flows``,
+    ``flows_bwd``, ``hog``, ``traj_cut_pairs``, ``traj_steps``; unless
+    ``keep_positions`` (visualisation) also ``traj_positions``,
+    ``traj_point_valid`` and ``traj_point_reason``.
+
+    A motionless clip is warned about once per video and process, and
+    trained on as it is (its targets are not changed). A clip with too few
+    valid tokens or non-finite targets raises :class:`UnusableTargetsError`.
+
+    Each target has its own step (:meth:`trajectory_targets`,
+    :meth:`token_validity`, :meth:`hog_targets`), called in order by
+    :meth:`transform`; a new per-token target is one more such method.
 
     Args:
         patch_size (int): Spatial patch size of the ViT. Defaults to 16.
@@ -138,7 +188,9 @@ class BuildMMETargets(BaseTransform):
         min_valid_fraction (float): Raise if fewer than this fraction of the
             clip's tokens have valid trajectories; this catches broken flow
             (the release silently trains on zero targets). Defaults to 0.05.
-        keep_positions (bool): Keep ``traj_positions``. Defaults to False.
+        keep_positions (bool): Keep ``traj_positions``,
+            ``traj_point_valid`` and ``traj_point_reason``. Defaults to
+            False.
         min_motion (float): A clip whose valid points move less than this
             (mean step length, pixels of the decoded video) counts as
             motionless; 0 turns the count and the warning off. Defaults to
@@ -182,18 +234,75 @@ class BuildMMETargets(BaseTransform):
         self.min_motion = min_motion
 
     def transform(self, results: Dict) -> Dict:
-        """Build the targets."""
-        pos = results['traj_positions']
+        """Build the targets (steps in the order of the class doc).
+
+        Args:
+            results (dict): The pipeline's results, with the required keys.
+
+        Returns:
+            dict: ``results`` with the added keys, intermediates removed.
+
+        Raises:
+            UnusableTargetsError: Too few valid tokens, or non-finite
+                targets (:meth:`refuse_unusable`).
+        """
+        k = self.points_per_side(results)
+        disp, too_far = self.step_displacements(results)
+        point_valid = results['traj_point_valid'] & ~too_far
+        reject = self._reject_fractions(results, too_far)
+        # set before the refusal below: the dataset checker reads it either way
+        results['traj_motion'] = motion_magnitude(
+            disp, point_valid, results.get('scale_factor', (1.0, 1.0)))
+        traj_target = self.trajectory_targets(disp, k)
+        tok_valid = self.token_validity(point_valid, k)
+        self.refuse_unusable(results, traj_target, tok_valid, too_far,
+                             reject)
+        results['traj_target'] = torch.from_numpy(traj_target)
+        results['traj_valid'] = torch.from_numpy(tok_valid)
+        results['traj_reject'] = torch.from_numpy(reject)
+        results['traj_motionless'] = torch.tensor(
+            float(self._motionless(results)))
+        if self.with_hog:
+            self.hog_targets(results, k, tok_valid)
+        self.drop_intermediates(results)
+        return results
+
+    def points_per_side(self, results: Dict) -> int:
+        """k: trajectory points per patch side.
+
+        Raises:
+            ValueError: If the patch is not a multiple of the grid step, or
+                the point grid does not tile into patches.
+        """
         step = int(results['traj_grid_step'])
         if self.patch_size % step:
             raise ValueError(f'patch_size {self.patch_size} is not a multiple '
                              f'of the trajectory grid step {step}')
         k = self.patch_size // step
-        n, s, gh, gw, _ = pos.shape
+        gh, gw = results['traj_positions'].shape[2:4]
         if gh % k or gw % k:
             raise ValueError(f'point grid {gh}x{gw} does not tile into '
                              f'{k}x{k} points per patch: use a frame size '
                              f'that is a multiple of {self.patch_size}')
+        return k
+
+    def step_displacements(self, results: Dict
+                           ) -> Tuple[np.ndarray, np.ndarray]:
+        """Per-step displacements and the points with an implausible step.
+
+        Pops ``traj_steps`` (the release's displacements, used under
+        ``release_compat``).
+
+        Returns:
+            tuple[np.ndarray, np.ndarray]: ``[N, L, gh, gw, 2]``
+            displacements (clamped to ``max_step`` under
+            ``step_overflow='clamp'``) and ``[N, gh, gw]`` bool, a step
+            beyond ``max_step`` (all False under ``'clamp'``).
+
+        Raises:
+            KeyError: ``release_compat`` without ``traj_steps``.
+        """
+        pos = results['traj_positions']
         if self.release_compat:
             if 'traj_steps' not in results:
                 raise KeyError('BuildMMETargets(release_compat=True) needs '
@@ -209,24 +318,39 @@ class BuildMMETargets(BaseTransform):
         if self.step_overflow == 'clamp':
             disp = np.clip(disp, -bound, bound)
             too_far[:] = False
-        point_valid = results['traj_valid'] & ~too_far
-        reject = self._reject_fractions(results, too_far)
-        # set before the refusal below: the dataset checker reads it either way
-        results['traj_motion'] = motion_magnitude(
-            disp, point_valid, results.get('scale_factor', (1.0, 1.0)))
-        # -> [T, L, k, k, 2] -> (coord, step, k*k points)
-        num_tokens = n * (gh // k) * (gw // k)
-        d = _tokens(disp, k).transpose(0, 4, 1, 2, 3)
-        d = d.reshape(num_tokens, 2, s - 1, k * k)
+        return disp, too_far
+
+    def trajectory_targets(self, disp: np.ndarray, k: int) -> np.ndarray:
+        """``[T, 2 L k^2]`` float32 targets, laid out (coord, step, point),
+        normalised by ``norm`` (module doc).
+
+        Args:
+            disp (np.ndarray): ``[N, L, gh, gw, 2]`` displacements.
+            k (int): Points per patch side.
+        """
+        tok = _tokens(disp, k)  # [T, L, k, k, 2]
+        num_tokens, num_steps = tok.shape[:2]
+        d = tok.transpose(0, 4, 1, 2, 3).reshape(num_tokens, 2, num_steps,
+                                                 k * k)
         if self.norm == 'patch_std':
             d = patch_std(d, self.std_eps)
         else:
             d = d / self.traj_scale
-        traj_target = d.reshape(num_tokens, -1).astype(np.float32)
+        return d.reshape(num_tokens, -1).astype(np.float32)
 
-        valid_pts = point_valid[:, None, ..., None]
-        v = _tokens(valid_pts, k).reshape(num_tokens, -1)
-        tok_valid = v.all(-1) if self.token_valid == 'all' else v.any(-1)
+    def token_validity(self, point_valid: np.ndarray, k: int) -> np.ndarray:
+        """``[T]`` bool: all (``token_valid='all'``) or any of a token's
+        ``[N, gh, gw]`` per-point validities."""
+        v = _tokens(point_valid[:, None, ..., None], k)
+        v = v.reshape(v.shape[0], -1)
+        return v.all(-1) if self.token_valid == 'all' else v.any(-1)
+
+    def refuse_unusable(self, results: Dict, traj_target: np.ndarray,
+                        tok_valid: np.ndarray, too_far: np.ndarray,
+                        reject: np.ndarray) -> None:
+        """Raise :class:`UnusableTargetsError` for a clip with fewer than
+        ``min_valid_fraction`` valid tokens or non-finite targets, naming
+        the rejected points by reason."""
         frac = float(tok_valid.mean())
         if frac < self.min_valid_fraction:
             raise UnusableTargetsError(
@@ -245,35 +369,37 @@ class BuildMMETargets(BaseTransform):
             raise UnusableTargetsError(
                 f"{results.get('filename')}: non-finite trajectory targets "
                 '(check the flow backend)')
-        results['traj_target'] = torch.from_numpy(traj_target)
-        results['traj_valid'] = torch.from_numpy(tok_valid)
-        results['traj_reject'] = torch.from_numpy(reject)
-        results['traj_motionless'] = torch.tensor(
-            float(self._motionless(results)))
 
-        if self.with_hog:
-            if 'hog' in results:
-                hog_tok = _tokens(results['hog'], k).reshape(num_tokens, -1)
-                results['hog_target'] = torch.from_numpy(
-                    np.ascontiguousarray(hog_tok, dtype=np.float32))
-            elif 'hog_frames' not in results:
-                raise KeyError(
-                    'BuildMMETargets(with_hog=True) needs "hog" (ComputeHOG) '
-                    'or "hog_frames" (PrepareHOGInputs, HOG computed by the '
-                    "hog target's device_hog) earlier in the pipeline")
-            # Trajectory-HOG of points that left the frame is read at a
-            # clamped position: use the trajectory validity for it.
-            hog_valid = tok_valid if results.get(
-                'hog_mode') == 'trajectory' else np.ones_like(tok_valid)
-            results['hog_valid'] = torch.from_numpy(hog_valid)
-        for key in ('dense_imgs', 'flows', 'flows_bwd', 'hog',
-                    'traj_cut_pairs'):
+    def hog_targets(self, results: Dict, k: int,
+                    tok_valid: np.ndarray) -> None:
+        """Add ``hog_target`` (from ``hog``) and ``hog_valid``.
+
+        Raises:
+            KeyError: Neither ``hog`` nor ``hog_frames`` is given.
+        """
+        if 'hog' in results:
+            hog_tok = _tokens(results['hog'], k).reshape(len(tok_valid), -1)
+            results['hog_target'] = torch.from_numpy(
+                np.ascontiguousarray(hog_tok, dtype=np.float32))
+        elif 'hog_frames' not in results:
+            raise KeyError(
+                'BuildMMETargets(with_hog=True) needs "hog" (ComputeHOG) '
+                'or "hog_frames" (PrepareHOGInputs, HOG computed by the '
+                "hog target's device_hog) earlier in the pipeline")
+        # Trajectory-HOG of points that left the frame is read at a
+        # clamped position: use the trajectory validity for it.
+        hog_valid = tok_valid if results.get(
+            'hog_mode') == 'trajectory' else np.ones_like(tok_valid)
+        results['hog_valid'] = torch.from_numpy(hog_valid)
+
+    def drop_intermediates(self, results: Dict) -> None:
+        """Remove the large intermediates; the per-point keys too unless
+        ``keep_positions``."""
+        for key in _INTERMEDIATE_KEYS:
             results.pop(key, None)
         if not self.keep_positions:
-            results.pop('traj_point_reason', None)
-        if not self.keep_positions:
-            results.pop('traj_positions', None)
-        return results
+            for key in _POINT_KEYS:
+                results.pop(key, None)
 
     def _motionless(self, results: Dict) -> bool:
         """Whether the clip's targets are near zero (``traj_motion`` below
@@ -300,7 +426,7 @@ class BuildMMETargets(BaseTransform):
         reason)."""
         reason = results.get('traj_point_reason')
         if reason is None:  # no CheckTrajectoryReliability step
-            reason = np.where(results['traj_valid'], 0,
+            reason = np.where(results['traj_point_valid'], 0,
                               1 + REJECT_REASONS.index('left_frame'))
         reason = np.where((reason == 0) & too_far,
                           1 + REJECT_REASONS.index('too_far'), reason)

@@ -29,9 +29,8 @@ Thresholds are in pixels of the decoded video (converted with the resize's
 chosen by measurement on the built-in synthetic data and on spliced clips
 (``benchmarks/flow_reliability.py``, ``docs/benchmarks.md``).
 
-Added keys: ``traj_point_reason`` (``[N, gh, gw]`` uint8: 0 valid, then the
-codes of :data:`REJECT_REASONS`, for pictures and statistics) and
-``traj_cut_pairs`` (``[N, L]`` bool); ``traj_valid`` is updated. Under
+The per-point validity ``traj_point_valid`` is narrowed, and each point's
+reason recorded (``traj_point_reason``); keys in the class doc. Under
 ``release_compat`` nothing is rejected (the release has no such check) and
 only the reasons are recorded.
 """
@@ -41,12 +40,11 @@ import cv2
 import numpy as np
 from mmcv.transforms import BaseTransform
 
+from mme_plugin.ops.flow import resize_flow
 from mme_plugin.ops.flow_reliability import (REJECT_REASONS,
                                              cut_statistics, fb_inconsistent)
-from mme_plugin.registry import TRANSFORMS
-
-from mme_plugin.ops.flow import resize_flow
 from mme_plugin.ops.tracking import sample_bilinear_batch, sample_flow_at
+from mme_plugin.registry import TRANSFORMS
 
 __all__ = ['CheckTrajectoryReliability', 'REJECT_REASONS']
 
@@ -55,9 +53,35 @@ __all__ = ['CheckTrajectoryReliability', 'REJECT_REASONS']
 class CheckTrajectoryReliability(BaseTransform):
     """Invalidate occluded / badly tracked points and tubes across a cut.
 
-    Required keys: ``traj_positions`` (``[N, L + 1, gh, gw, 2]``),
-    ``traj_valid`` (``[N, gh, gw]``), ``flows``, ``dense_imgs``; with
-    ``fb_check`` also ``flows_bwd``.
+    Required Keys:
+
+        - traj_positions (np.ndarray): ``[N, L + 1, gh, gw, 2]``
+          (:class:`ComputeTrajectories`).
+        - traj_point_valid (np.ndarray): ``[N, gh, gw]`` bool, per point.
+        - flows (np.ndarray): ``[N, L, h, w, 2]`` forward flows.
+        - dense_imgs (np.ndarray): ``[N, L + 1, H, W, 3]`` uint8 frames.
+        - flows_bwd (np.ndarray): ``[N, L, h, w, 2]`` backward flows, only
+          with ``fb_check`` (``ComputeFlow(backward=True)``).
+
+    Optional Keys:
+
+        - scale_factor: Resize factor (x, y), converting the pixel
+          tolerances from the decoded video to the current frame.
+
+    Modified Keys:
+
+        - traj_point_valid: Points failing a check are made invalid
+          (unchanged under ``release_compat``).
+
+    Added Keys:
+
+        - traj_point_reason (np.ndarray): ``[N, gh, gw]`` uint8: 0 valid,
+          else 1 + the index in :data:`REJECT_REASONS` of why the point is
+          invalid, one reason per point (``left_frame`` for a point already
+          invalid, then ``shot_cut`` before ``fb_check`` before
+          ``photo_check``), for pictures and statistics.
+        - traj_cut_pairs (np.ndarray): ``[N, L]`` bool: the dense frame pair
+          (t, t + 1) of the tube looks like a shot cut.
 
     Args:
         fb_check (bool): Forward-backward check. Defaults to True.
@@ -189,8 +213,8 @@ class CheckTrajectoryReliability(BaseTransform):
         return cuts.reshape(n, num)
 
     def transform(self, results: Dict) -> Dict:
-        """Check every trajectory; update ``traj_valid``."""
-        valid = np.asarray(results['traj_valid'], bool)
+        """Check every trajectory; update ``traj_point_valid``."""
+        valid = np.asarray(results['traj_point_valid'], bool)
         n, gh, gw = valid.shape
         reason = np.zeros((n, gh, gw), np.uint8)
         reason[~valid] = 1 + REJECT_REASONS.index('left_frame')
@@ -213,7 +237,7 @@ class CheckTrajectoryReliability(BaseTransform):
             reason[valid & cut] = 1 + REJECT_REASONS.index('shot_cut')
             rejected |= cut
         if not self.release_compat:
-            results['traj_valid'] = valid & ~rejected
+            results['traj_point_valid'] = valid & ~rejected
         results['traj_point_reason'] = reason
         results['traj_cut_pairs'] = cut_pairs
         return results

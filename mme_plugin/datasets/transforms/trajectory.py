@@ -18,14 +18,33 @@ __all__ = ['ComputeTrajectories']
 class ComputeTrajectories(BaseTransform):
     """Track a point grid through each tube's flows.
 
-    Required key: ``flows`` (``[N, L, H, W, 2]``; at a reduced resolution
-    from ``ComputeFlow(full_res=False)``, sampled there, the frame size
-    then being that of ``dense_imgs``). Added keys:
-    ``traj_positions`` (``[N, L + 1, H // step, W // step, 2]`` float32, (x, y)
-    in pixels of the current frame) and ``traj_valid``
-    (``[N, H // step, W // step]`` bool); under ``release_compat`` also
-    ``traj_steps`` (``[N, L, H // step, W // step, 2]``, the release's
-    per-step displacements, see :func:`track_points`).
+    gh, gw = H // grid_step, W // grid_step points per tube.
+
+    Required Keys:
+
+        - flows (np.ndarray): ``[N, L, H, W, 2]`` forward flows
+          (:class:`ComputeFlow`); at a reduced resolution from
+          ``ComputeFlow(full_res=False)``, sampled there, the frame size
+          then being that of ``dense_imgs``.
+
+    Optional Keys:
+
+        - dense_imgs (np.ndarray): ``[N, L + 1, H, W, 3]``; gives the frame
+          size (H, W) when the flows are at a reduced resolution.
+
+    Added Keys:
+
+        - traj_positions (np.ndarray): ``[N, L + 1, gh, gw, 2]`` float32,
+          (x, y) in pixels of the current frame.
+        - traj_point_valid (np.ndarray): ``[N, gh, gw]`` bool, per
+          **point**: the trajectory stayed inside the frame
+          (:class:`CheckTrajectoryReliability` narrows it,
+          :class:`BuildMMETargets` turns it into the per-token
+          ``traj_valid``).
+        - traj_grid_step (int): ``grid_step``.
+        - traj_steps (np.ndarray): ``[N, L, gh, gw, 2]``, only under
+          ``release_compat``: the release's per-step displacements, see
+          :func:`track_points`.
 
     Args:
         grid_step (int): Point spacing in pixels; ``patch_size / grid_step``
@@ -58,7 +77,7 @@ class ComputeTrajectories(BaseTransform):
             positions = track_all(flows, start, (w, h))
             valids = inside_frame(positions, h, w).all(1)
         results['traj_positions'] = positions
-        results['traj_valid'] = valids
+        results['traj_point_valid'] = valids
         results['traj_grid_step'] = self.grid_step
         return results
 
