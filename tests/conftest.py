@@ -1,11 +1,14 @@
-"""Shared fixtures: a tiny generated synthetic dataset and tool runners."""
+"""Shared fixtures: a tiny generated synthetic dataset and tool runners
+(in process through a tool's ``main(argv)``, or as a subprocess where a
+separate process is the point)."""
+import importlib.util
 import json
 import os
 import os.path as osp
 import subprocess
 import sys
 from glob import glob
-from typing import List
+from typing import Any, Dict, List, NamedTuple, Optional
 
 import pytest
 
@@ -60,6 +63,86 @@ def run_tool(args: List[str], timeout: int = 600,
         raise AssertionError(f'{" ".join(args)} failed ({proc.returncode}):\n'
                              f'{proc.stdout[-6000:]}\n{proc.stderr[-6000:]}')
     return proc
+
+
+_TOOLS: Dict[str, Any] = {}
+
+
+def load_tool(path: str):
+    """A tool script (``tools/...py``, repo-relative) imported as a module,
+    once per session."""
+    if path not in _TOOLS:
+        name = 'tool_' + osp.splitext(path)[0].replace('/', '_')
+        spec = importlib.util.spec_from_file_location(
+            name, osp.join(REPO, path))
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[name] = mod  # its functions pickle (worker pools)
+        spec.loader.exec_module(mod)
+        _TOOLS[path] = mod
+    return _TOOLS[path]
+
+
+class ToolRun(NamedTuple):
+    """What an in-process tool run left: its exit code (0, or the code or
+    message of its ``SystemExit``) and its captured output."""
+    code: Any
+    out: str
+
+
+def call_tool(path: str, argv: List[str], capsys,
+              check: bool = True, fresh: bool = False) -> ToolRun:
+    """Run ``tools/...py``'s ``main(argv)`` in this process from the repo
+    root (no interpreter start, no second import of torch and mmengine).
+
+    Args:
+        path: The tool, repo-relative.
+        argv: Its arguments.
+        capsys: pytest's fixture; the output read so far is dropped.
+        check: Fail (with the output) on a non-zero exit.
+        fresh: Run it as users do, in a new interpreter. Needed for tools
+            that fork a worker pool: a child forked from this process,
+            whose OpenMP / OpenCV thread pools earlier tests have used, can
+            hang in its first parallel call (seen in the full suite:
+            ``extract_trajectories.py --workers 2`` never returned).
+
+    Returns:
+        ToolRun: Exit code and stdout + stderr of the run.
+    """
+    if fresh:
+        capsys.readouterr()
+        proc = subprocess.run([sys.executable, path, *argv], cwd=REPO,
+                              capture_output=True, text=True, timeout=600)
+        run = ToolRun(proc.returncode, proc.stdout + proc.stderr)
+        if check and run.code != 0:
+            raise AssertionError(f'{path} {" ".join(argv)} exited with '
+                                 f'{run.code!r}:\n{run.out[-6000:]}')
+        return run
+    main = load_tool(path).main
+    capsys.readouterr()
+    cwd = os.getcwd()
+    os.chdir(REPO)
+    code: Optional[Any] = 0
+    try:
+        main(argv)
+    except SystemExit as e:
+        code = e.code
+    finally:
+        os.chdir(cwd)
+    out, err = capsys.readouterr()
+    run = ToolRun(0 if code is None else code, out + err)
+    if check and run.code != 0:
+        raise AssertionError(f'{path} {" ".join(argv)} exited with '
+                             f'{run.code!r}:\n{run.out[-6000:]}')
+    return run
+
+
+def run_logs(work_dir: str) -> str:
+    """The text of every mmengine run log under ``work_dir``."""
+    text = ''
+    for log in sorted(glob(osp.join(work_dir, '*', '*.log'))):
+        with open(log) as f:
+            text += f.read()
+    return text
 
 
 def read_scalars(work_dir: str) -> List[dict]:

@@ -3,16 +3,24 @@
 
 For each config under ``configs/mme/``, at its real size (model, pipeline,
 hooks, optimizer constructor, schedulers): train one iteration (batch 1, one
-video) through ``tools/train.py``'s code and save, then ``--resume`` from
-the work dir and train a second iteration; fine-tune configs are also tested
-through ``tools/test.py``'s code with their multi-view test pipelines (the
-``_test5x3`` variants test their parent's checkpoint); linear probes and
-fine-tunes start from a pretraining checkpoint converted with
-``tools/convert/mme_to_recognizer.py``. The videos are generated and shaped
+video) through ``tools/train.py``'s code and save; configs named in
+:data:`RESUMED` (one ViT-B config per kind: pretraining, fine-tune, linear
+probe) and every tiny config then ``--resume`` from the work dir and train a
+second iteration (the other ViT-B configs of a kind resume through the same
+code: mmengine's resume, the kind's optimizer constructor, schedulers and
+hooks). Fine-tune configs are also tested through ``tools/test.py``'s code
+(the ``_test5x3`` variants test their parent's checkpoint): their test
+pipeline runs on the video at full size and must give every view it
+promises (clips x crops, recorded in ``test_views``); the model then runs on
+every view for the configs in :data:`FULL_VIEW_TESTS` and on one clip's
+crops for the others (each ViT-B view costs about 3 s on 2 CPU cores: all
+132 took half of the runs' time). Linear probes and fine-tunes start from a
+pretraining checkpoint converted with ``tools/convert/mme_to_recognizer.py``.
+The videos are generated and shaped
 like the datasets the configs target: Kinetics-like 340x256 H.264 mp4,
 Something-Something-like 426x240 VP9 webm at 12 fps, UCF101/HMDB51-like
-320x240 MPEG-4 avi. Only data paths, batch size 1, in-process loading and
-the epoch count are overridden.
+320x240 MPEG-4 avi. Only data paths, batch size 1, in-process loading, the
+epoch count and (as above) the test clip count are overridden.
 
 One process runs all configs (the imports cost more than a tiny step);
 each runner gets its own experiment name and work dir. A failure of one
@@ -23,8 +31,11 @@ disk use, sampled every second, is recorded in ``results['_run']``.
 
 Usage:
     python tests/recipe_driver.py OUT_DIR [CONFIG ...]
-Writes ``OUT_DIR/results.json``: ``{config: {step: "ok" | traceback}}``.
+Writes ``OUT_DIR/results.json``: ``{config: {step: "ok" | traceback}}``,
+with ``test_views: [pipeline views, views the model ran]`` for tested
+configs and a ``_run`` entry (seconds, peak disk use).
 """
+import copy
 import json
 import os
 import os.path as osp
@@ -33,7 +44,7 @@ import threading
 import time
 import traceback
 from glob import glob
-from typing import Dict, List
+from typing import Dict, List, Optional, Tuple
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
@@ -55,11 +66,45 @@ SHAPES = {
 }
 
 
+#: ViT-B configs whose ``resume`` step runs (one per kind); every tiny
+#: config resumes too.
+RESUMED = ('pretrain_k400.py', 'finetune_k400.py', 'linear_k400.py')
+#: ViT-B fine-tunes whose test runs the model on every view of their test
+#: pipeline (the smallest multi-clip one: 2 clips x 3 crops); the tiny
+#: fine-tune does too.
+FULL_VIEW_TESTS = ('finetune_ssv2.py', )
+#: Test-time samplers (their ``num_clips`` sets the clip count).
+CLIP_SAMPLERS = ('SampleFrames', 'UniformSample')
+#: Crops per clip of the test-time crop transforms (others: 1).
+CROPS = {'ThreeCrop': 3, 'TenCrop': 10}
+
+
 def all_configs() -> List[str]:
     """Every config under ``configs/mme`` (repo-relative)."""
     return sorted(
         osp.relpath(p, REPO)
         for p in glob(osp.join(REPO, 'configs', 'mme', '*.py')))
+
+
+def steps_of(config: str) -> List[str]:
+    """The steps the driver runs for ``config``, in order."""
+    name = osp.basename(config)
+    if '_test' in name:
+        return ['test']
+    steps = ['train']
+    if 'tiny_synthetic' in name or name in RESUMED:
+        steps.append('resume')
+    if 'finetune' in name or 'linear' in name:
+        steps.insert(0, 'convert')
+    if 'finetune' in name:
+        steps.append('test')
+    return steps
+
+
+def final_checkpoint(config: str) -> str:
+    """The file name of the checkpoint the driver leaves for ``config``'s
+    readers (after its last training step)."""
+    return 'epoch_2.pth' if 'resume' in steps_of(config) else 'epoch_1.pth'
 
 
 def dataset_of(config: str) -> str:
@@ -134,13 +179,58 @@ def train(config: str, work: str, data: tuple, cache: str, epochs: int,
     train_tool.run(cfg)
 
 
-def test(config: str, ckpt: str, work: str, data: tuple) -> Dict:
-    """One ``tools/test.py`` run (in process)."""
+def expected_views(dataset_cfg) -> Tuple[str, int, int]:
+    """The test sampler's type, its clip count and the views (clips x
+    crops) a dataset config's effective pipeline promises."""
+    pipeline = effective_pipeline(dataset_cfg, log=False)
+    sampler = [t for t in CLIP_SAMPLERS
+               if find_transform(pipeline, t, required=False)]
+    if len(sampler) != 1:
+        raise KeyError(f'expected one of {CLIP_SAMPLERS} in the test '
+                       f'pipeline, found {sampler}')
+    clips = find_transform(pipeline, sampler[0])['num_clips']
+    crops = 1
+    for name, n in CROPS.items():
+        if find_transform(pipeline, name, required=False):
+            crops = n
+    return sampler[0], clips, clips * crops
+
+
+def pipeline_views(cfg) -> int:
+    """Views the config's test pipeline makes of the first video, checked
+    against the clips x crops it promises and the model's input size."""
+    from mme_plugin.registry import DATASETS
+    from mme_plugin.utils import register_all_modules
+    register_all_modules()
+    ds_cfg = copy.deepcopy(cfg.test_dataloader.dataset)
+    _, _, views = expected_views(ds_cfg)
+    inputs = DATASETS.build(ds_cfg)[0]['inputs']
+    size = cfg.model.backbone.get('img_size', 224)
+    frames = cfg.model.backbone.get('num_frames', 16)
+    if tuple(inputs.shape) != (views, 3, frames, size, size):
+        raise AssertionError(
+            f'{cfg.filename}: test pipeline gave {tuple(inputs.shape)}, '
+            f'expected {(views, 3, frames, size, size)}')
+    return views
+
+
+def test(config: str, ckpt: str, work: str, data: tuple,
+         views: Dict[str, List[int]]) -> Dict:
+    """One ``tools/test.py`` run (in process): the config's test pipeline
+    at full size, then the model on every view (:data:`FULL_VIEW_TESTS`)
+    or on one clip's crops; ``views[config]`` gets both counts."""
     import test as test_tool
     argv = [config, ckpt, '--work-dir', work, '--cfg-options',
             f'experiment_name={osp.basename(work)}_test']
     cfg = test_tool.build_config(test_tool.parse_args(argv))
     point_at_data(cfg, *data, osp.join(work, 'fc'))
+    full = pipeline_views(cfg)
+    ds = cfg.test_dataloader.dataset
+    name = osp.basename(config)
+    if name not in FULL_VIEW_TESTS and 'tiny_synthetic' not in name:
+        sampler, _, _ = expected_views(ds)
+        add_pipeline_edit(ds, sampler, num_clips=1)
+    views[config] = [full, expected_views(ds)[2]]
     return test_tool.run(cfg)
 
 
@@ -222,10 +312,11 @@ def disk_used(path: str) -> int:
     return total
 
 
-def main() -> None:
-    """Entry point."""
-    out_dir = osp.abspath(sys.argv[1])
-    configs = sys.argv[2:] or all_configs()
+def main(argv: Optional[List[str]] = None) -> None:
+    """Entry point: ``OUT_DIR [CONFIG ...]`` (default: ``sys.argv[1:]``)."""
+    argv = sys.argv[1:] if argv is None else argv
+    out_dir = osp.abspath(argv[0])
+    configs = argv[1:] or all_configs()
     needed = set(configs)
     for c in list(configs):  # parents and pretraining checkpoints needed
         if '_test' in c:
@@ -247,22 +338,26 @@ def main() -> None:
     threading.Thread(target=sample_disk, daemon=True).start()
     t_all = time.time()
 
+    def work_of(c: str) -> str:
+        return osp.join(out_dir, osp.splitext(osp.basename(c))[0])
+
     def release(done: str) -> None:
         """Free every checkpoint whose last reader is ``done``; of a config
-        whose checkpoint is still to be read, all but ``epoch_2.pth``."""
-        def work_of(c):
-            return osp.join(out_dir, osp.splitext(osp.basename(c))[0])
+        whose checkpoint is still to be read, all but that one."""
         if last[done] != done:
-            free_checkpoints(work_of(done), keep='epoch_2.pth')
+            free_checkpoints(work_of(done), keep=final_checkpoint(done))
         for owner, reader in last.items():
             if reader == done:
                 free_checkpoints(work_of(owner))
+
+    views: Dict[str, List[int]] = {}
     for config in configs:
         name = osp.splitext(osp.basename(config))[0]
-        work = osp.join(out_dir, name)
+        work = work_of(config)
         d = data[dataset_of(config)]
         cache = osp.join(out_dir, 'flow_cache', name)
         res = results.setdefault(config, {})
+        steps = steps_of(config)
 
         def step(label, fn, *args, **kwargs):
             t0 = time.time()
@@ -280,23 +375,25 @@ def main() -> None:
 
         if '_test' in name:
             parent = config.split('_test')[0] + '.py'
-            ckpt = osp.join(out_dir, osp.splitext(osp.basename(parent))[0],
-                            'epoch_2.pth')
-            step('test', test, config, ckpt, work, d)
-            release(config)
-            continue
+            ckpt = osp.join(work_of(parent), final_checkpoint(parent))
+        else:
+            ckpt = osp.join(work, final_checkpoint(config))
         load_from = None
-        if 'finetune' in name or 'linear' in name:
+        if 'convert' in steps:
             pre = _pretrain_for(config)
-            src = osp.join(out_dir, osp.splitext(osp.basename(pre))[0],
-                           'epoch_2.pth')
             load_from = osp.join(work, 'converted_backbone.pth')
-            step('convert', convert, src, load_from, config)
-        step('train', train, config, work, d, cache, 1, load_from=load_from)
-        step('resume', train, config, work, d, cache, 2, resume=True)
-        if 'finetune' in name:
-            step('test', test, config, osp.join(work, 'epoch_2.pth'), work,
-                 d)
+            step('convert', convert,
+                 osp.join(work_of(pre), final_checkpoint(pre)), load_from,
+                 config)
+        if 'train' in steps:
+            step('train', train, config, work, d, cache, 1,
+                 load_from=load_from)
+        if 'resume' in steps:
+            step('resume', train, config, work, d, cache, 2, resume=True)
+        if 'test' in steps:
+            step('test', test, config, ckpt, work, d, views)
+            if config in views:
+                res['test_views'] = views[config]
         release(config)
         with open(osp.join(out_dir, 'results.json'), 'w') as f:
             json.dump(results, f, indent=1)

@@ -28,7 +28,7 @@ import pickle
 import struct
 import tarfile
 import zipfile
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Tuple
 
 import pytest
 import torch
@@ -361,15 +361,9 @@ ENTRY_GADGETS = ('the reported bypass: _rebuild_from_type_v2(eval via '
 
 
 def _tool(relpath: str):
-    """Import a tool script (``tools/`` is not a package) by its path."""
-    import importlib.util
-    from tests.conftest import REPO
-    name = 'tool_' + relpath.replace('/', '_').replace('.py', '')
-    spec = importlib.util.spec_from_file_location(
-        name, os.path.join(REPO, relpath))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """A tool script (``tools/`` is not a package), imported once."""
+    from tests.conftest import load_tool
+    return load_tool(relpath)
 
 
 def _entry_points(synthetic_root: str, tmp_path,
@@ -377,14 +371,16 @@ def _entry_points(synthetic_root: str, tmp_path,
     from tests.conftest import FAST_LOADER, data_options
 
     def train(extra: List[str]):
-        _tool('tools/train.py').main(['configs/mme/finetune_tiny_synthetic.py', '--cfg-options',
-                   *FAST_LOADER, *data_options(synthetic_root),
-                   'train_cfg.max_epochs=1', *extra])
+        _tool('tools/train.py').main([
+            'configs/mme/finetune_tiny_synthetic.py', '--cfg-options',
+            *FAST_LOADER, *data_options(synthetic_root),
+            'train_cfg.max_epochs=1', *extra])
 
     def test_tool(path):
-        _tool('tools/test.py').main(['configs/mme/finetune_tiny_synthetic.py', str(path),
-                   '--work-dir', str(tmp_path / 'test'), '--cfg-options',
-                   *FAST_LOADER, *data_options(synthetic_root)])
+        _tool('tools/test.py').main([
+            'configs/mme/finetune_tiny_synthetic.py', str(path),
+            '--work-dir', str(tmp_path / 'test'), '--cfg-options',
+            *FAST_LOADER, *data_options(synthetic_root)])
 
     def resume(path):
         work = tmp_path / 'resume'
@@ -431,6 +427,31 @@ ENTRY_NAMES = ('tools/train.py load_from', 'tools/train.py --resume',
                'official_to_mmaction.py', 'mmengine CheckpointLoader')
 
 
+def entry_cases(entry: str) -> List[Tuple[str, str]]:
+    """(gadget, format) pairs an entry point is tried with: every gadget
+    of :data:`ENTRY_GADGETS` once, in a zip checkpoint or a legacy file,
+    the format alternating by gadget and by entry point, so that the tools
+    together meet every gadget in both formats (every gadget meets every
+    loader in every format in the tests above) without each tool running
+    six times. ``--resume`` gets zip files only: resume reads only complete
+    zip checkpoints of its work dir (a legacy file there is skipped, never
+    unpickled, and the run starts afresh, a whole epoch)."""
+    if entry.endswith('--resume'):
+        return [(g, 'zip') for g in ENTRY_GADGETS]
+    j = [e for e in ENTRY_NAMES if not e.endswith('--resume')].index(entry)
+    return [(g, ('zip', 'legacy')[(j + k) % 2])
+            for k, g in enumerate(ENTRY_GADGETS)]
+
+
+def test_entry_cases_cover_every_gadget_in_both_formats_through_tools():
+    tools = [e for e in ENTRY_NAMES if e.startswith('tools/')]
+    reached = {c for e in tools for c in entry_cases(e)}
+    assert reached == {(g, f) for g in ENTRY_GADGETS
+                       for f in ('zip', 'legacy')}
+    for e in ENTRY_NAMES:
+        assert [g for g, _ in entry_cases(e)] == list(ENTRY_GADGETS), e
+
+
 @pytest.mark.parametrize('entry', ENTRY_NAMES)
 def test_every_entry_point_refuses_every_gadget_family(entry,
                                                        synthetic_root,
@@ -438,26 +459,20 @@ def test_every_entry_point_refuses_every_gadget_family(entry,
                                                        monkeypatch):
     monkeypatch.chdir(REPO)
     entries = _entry_points(synthetic_root, tmp_path, monkeypatch)
-    for gadget in ENTRY_GADGETS:
-        for fmt in ('zip', 'legacy'):
-            if entry.endswith('--resume') and fmt == 'legacy':
-                # Resume reads only complete zip checkpoints of its work
-                # dir: a legacy-format file there is skipped (never
-                # unpickled) and the run starts afresh, a whole epoch.
-                continue
-            path, marker = _write(tmp_path, gadget, fmt)
-            with pytest.raises((SystemExit, UnsafeCheckpointError)) as info:
-                entries[entry](path)
-            assert not marker.exists(), (entry, gadget, fmt)
-            msg = str(info.value) + capsys.readouterr().err
-            # --resume loads the copy it finds in the work dir.
-            named = str(tmp_path / 'resume' / 'epoch_1.pth') if \
-                entry.endswith('--resume') else str(path)
-            assert 'refused to load' in msg and named in msg, \
-                (entry, gadget, fmt, msg[-500:])
-            assert info.value.code != 0 if isinstance(
-                info.value, SystemExit) else True
-            os.remove(path)
+    for gadget, fmt in entry_cases(entry):
+        path, marker = _write(tmp_path, gadget, fmt)
+        with pytest.raises((SystemExit, UnsafeCheckpointError)) as info:
+            entries[entry](path)
+        assert not marker.exists(), (entry, gadget, fmt)
+        msg = str(info.value) + capsys.readouterr().err
+        # --resume loads the copy it finds in the work dir.
+        named = str(tmp_path / 'resume' / 'epoch_1.pth') if \
+            entry.endswith('--resume') else str(path)
+        assert 'refused to load' in msg and named in msg, \
+            (entry, gadget, fmt, msg[-500:])
+        assert info.value.code != 0 if isinstance(
+            info.value, SystemExit) else True
+        os.remove(path)
 
 
 def test_remote_schemes_load_through_the_safe_loader(tmp_path):

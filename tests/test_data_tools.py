@@ -1,9 +1,9 @@
-"""Annotation-list builders, video checks, cache extraction, visualisation."""
+"""Annotation-list builders, video checks, cache extraction, visualisation.
+
+The tools run in process through their ``main(argv)``."""
 import json
 import os
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -15,7 +15,7 @@ from mme_plugin.datasets.synthetic import render_clip
 from mme_plugin.io import write_video
 from mme_plugin.datasets.video_check import check_videos
 
-from .conftest import REPO, run_tool
+from .conftest import call_tool
 
 # ComputeFlow's arguments by type, not position (CheckedVideoDataset's
 # pipeline_edits)
@@ -112,7 +112,7 @@ def test_check_videos_reports_short_and_corrupt(mixed_videos):
     assert any('too short: 6 frames' in r for r in bad.values())
 
 
-def test_build_lists_cli_drops_bad_videos(mixed_videos, tmp_path):
+def test_build_lists_cli_drops_bad_videos(mixed_videos, tmp_path, capsys):
     d = tmp_path / 'splits'
     d.mkdir()
     (d / 'classInd.txt').write_text('1 Bad\n2 Good\n3 Short\n')
@@ -121,11 +121,11 @@ def test_build_lists_cli_drops_bad_videos(mixed_videos, tmp_path):
             'Good/v_good.mp4 2\nBad/v_bad.mp4 1\nShort/v_short.mp4 3\n')
         (d / f'testlist0{k}.txt').write_text('Good/v_good.mp4\n')
     out = tmp_path / 'out'
-    proc = run_tool([sys.executable, 'tools/data/build_lists.py', 'ucf101',
-                     '--split-dir', str(d), '--video-dir', str(mixed_videos),
-                     '--out', str(out), '--check', '--min-frames', '20',
-                     '--workers', '1'])
-    assert '2 bad, left out' in proc.stdout
+    proc = call_tool('tools/data/build_lists.py', [
+        'ucf101', '--split-dir', str(d), '--video-dir', str(mixed_videos),
+        '--out', str(out), '--check', '--min-frames', '20', '--workers', '1'],
+        capsys)
+    assert '2 bad, left out' in proc.out
     assert (out / 'ucf101_train_split_1_videos.txt').read_text() == \
         'Good/v_good.mp4 1\n'
     assert 'v_bad.mp4' in (out / 'bad_videos.txt').read_text()
@@ -146,43 +146,45 @@ def test_annotation_errors_name_file_and_line(tmp_path):
     assert read_video_list(str(f)) == [('my video.mp4', 3)]
 
 
-def test_extract_trajectories_tool_is_resumable(synthetic_root, tmp_path):
-    args = [sys.executable, 'tools/data/extract_trajectories.py',
-            'configs/mme/pretrain_tiny_synthetic.py', '--cache-dir',
+def test_extract_trajectories_tool_is_resumable(synthetic_root, tmp_path,
+                                                capsys):
+    args = ['configs/mme/pretrain_tiny_synthetic.py', '--cache-dir',
             str(tmp_path / 'cache'), '--data-root', synthetic_root,
             '--ann-file', f'{synthetic_root}/val.txt', '--workers', '2']
-    first = run_tool(args)
-    assert 'done 8 skipped 0 failed 0' in first.stdout
+    first = call_tool('tools/data/extract_trajectories.py', args, capsys,
+                      fresh=True)  # a forked pool: see call_tool
+    assert 'done 8 skipped 0 failed 0' in first.out
     entries = [p.name for p in (tmp_path / 'cache').rglob('*.npy')]
     # the tiny config checks forward-backward: both directions per video
     assert len([e for e in entries if not e.endswith('-bwd.npy')]) == 8
     assert len([e for e in entries if e.endswith('-bwd.npy')]) == 8
-    second = run_tool(args)
-    assert 'done 0 skipped 8 failed 0' in second.stdout
+    second = call_tool('tools/data/extract_trajectories.py', args, capsys,
+                       fresh=True)
+    assert 'done 0 skipped 8 failed 0' in second.out
 
 
-def test_extract_trajectories_reports_failures(tmp_path):
+def test_extract_trajectories_reports_failures(tmp_path, capsys):
     root = tmp_path / 'd'
     root.mkdir()
     (root / 'bad.mp4').write_bytes(b'junk')
     (root / 'list.txt').write_text('bad.mp4 0\n')
-    proc = subprocess.run(
-        [sys.executable, 'tools/data/extract_trajectories.py',
-         'configs/mme/pretrain_tiny_synthetic.py', '--cache-dir',
-         str(tmp_path / 'c'), '--data-root', str(root), '--ann-file',
-         str(root / 'list.txt'), '--workers', '1'],
-        cwd=REPO, capture_output=True, text=True)
-    assert proc.returncode == 1
+    proc = call_tool('tools/data/extract_trajectories.py', [
+        'configs/mme/pretrain_tiny_synthetic.py', '--cache-dir',
+        str(tmp_path / 'c'), '--data-root', str(root), '--ann-file',
+        str(root / 'list.txt'), '--workers', '1'], capsys, check=False,
+        fresh=True)
+    assert proc.code == 1 and 'FAILED' in proc.out
     assert 'bad.mp4' in (tmp_path / 'c' / 'failed.txt').read_text()
 
 
-def test_visualize_tool_writes_png_and_gif(synthetic_root, tmp_path):
+def test_visualize_tool_writes_png_and_gif(synthetic_root, tmp_path,
+                                          capsys):
     from PIL import Image
     video = f'{synthetic_root}/val/rotate_cw_0000.mp4'
-    proc = run_tool([sys.executable, 'tools/analysis/visualize_mme.py',
-                     'configs/mme/pretrain_tiny_synthetic.py', video, '--out',
-                     str(tmp_path), '--gif'])
-    assert 'rotate_cw_0000.png' in proc.stdout
+    proc = call_tool('tools/analysis/visualize_mme.py', [
+        'configs/mme/pretrain_tiny_synthetic.py', video, '--out',
+        str(tmp_path), '--gif'], capsys)
+    assert 'rotate_cw_0000.png' in proc.out
     png = Image.open(tmp_path / 'rotate_cw_0000.png')
     assert png.size[0] > 400 and np.asarray(png).std() > 10
     gif = Image.open(tmp_path / 'rotate_cw_0000.gif')
@@ -190,19 +192,18 @@ def test_visualize_tool_writes_png_and_gif(synthetic_root, tmp_path):
 
 
 def test_dataloader_benchmark_runs_past_the_end_of_an_epoch(
-        synthetic_root, tmp_path):
+        synthetic_root, tmp_path, capsys):
     # 24 clips in batches of 12: 2 per epoch; warm-up 1 + 3 timed batches
-    proc = run_tool([
-        sys.executable, 'tools/analysis/bench_dataloader.py',
+    proc = call_tool('tools/analysis/bench_dataloader.py', [
         'configs/mme/pretrain_tiny_synthetic.py', '--workers', '0',
         '--batch-size', '12', '--batches', '3', '--warmup', '1',
         '--cfg-options',
         f'train_dataloader.dataset.ann_file={synthetic_root}/train.txt',
         f'train_dataloader.dataset.data_prefix.video={synthetic_root}',
         f'{FLOW_EDIT}.cache_dir={tmp_path}/fc',
-        f'{FLOW_EDIT}.data_root={synthetic_root}'])
+        f'{FLOW_EDIT}.data_root={synthetic_root}'], capsys)
     m = re.search(r'([\d.]+) clips/s with 0 workers \(([\d.]+) per worker\)'
-                  r', batch 12', proc.stdout)
+                  r', batch 12', proc.out)
     assert m and float(m.group(1)) > 0 and m.group(1) == m.group(2)
 
 
@@ -262,7 +263,7 @@ def test_synthetic_dataset_decodes_identically_when_regenerated(tmp_path):
 
 
 def test_check_dataset_reports_every_list_problem_and_goes_on(
-        synthetic_root, tmp_path):
+        synthetic_root, tmp_path, capsys):
     """Out-of-range labels (all of them), an empty list and a non-UTF-8
     list are each reported; no split's report is lost."""
     train = tmp_path / 'train.txt'
@@ -280,12 +281,11 @@ def test_check_dataset_reports_every_list_problem_and_goes_on(
         opts += [f'{split}_dataloader.dataset.ann_file={ann}',
                  f'{split}_dataloader.dataset.data_prefix.video='
                  f'{synthetic_root}']
-    out = subprocess.run(
-        [sys.executable, 'tools/analysis/check_dataset.py',
-         'configs/mme/finetune_tiny_synthetic.py', '--workers', '1',
-         '--out', str(tmp_path / 'report.tsv'), '--cfg-options', *opts],
-        cwd=REPO, capture_output=True, text=True, timeout=600)
-    assert out.returncode == 1
+    out = call_tool('tools/analysis/check_dataset.py', [
+        'configs/mme/finetune_tiny_synthetic.py', '--workers', '1',
+        '--out', str(tmp_path / 'report.tsv'), '--cfg-options', *opts],
+        capsys, check=False)
+    assert out.code == 1 and 'problems' in out.out
     report = (tmp_path / 'report.tsv').read_text()
     assert 'entry 1\tlabel 8 outside [0, 8)' in report
     assert 'entry 6\tlabel 12 outside [0, 8)' in report

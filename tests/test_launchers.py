@@ -1,16 +1,16 @@
-"""Launchers as users call them, and annotation lists that are missing,
-empty or not UTF-8."""
+"""Launchers as users call them (shell scripts: subprocesses), and
+annotation lists that are missing, empty or not UTF-8 (``tools/train.py``
+in process)."""
 import os
 import os.path as osp
 import stat
 import subprocess
-import sys
 
 import pytest
 
 from mme_plugin.datasets import AnnotationError, read_video_list
 
-from .conftest import FAST_LOADER, REPO, data_options
+from .conftest import FAST_LOADER, REPO, call_tool, data_options
 
 VENV_PY = osp.join(REPO, '.venv', 'bin', 'python')
 
@@ -78,15 +78,15 @@ def test_slurm_train_passes_each_argument_whole(tmp_path):
 
 
 def test_missing_list_of_a_real_recipe_names_the_list_and_the_builder(
-        tmp_path):
-    out = subprocess.run(
-        [sys.executable, 'tools/train.py', 'configs/mme/pretrain_k400.py',
-         '--work-dir', str(tmp_path / 'w')], cwd=REPO, capture_output=True,
-        text=True, timeout=600, env=dict(os.environ, PYTHONWARNINGS='ignore'))
-    assert out.returncode != 0
+        tmp_path, capsys):
+    out = call_tool('tools/train.py', [
+        'configs/mme/pretrain_k400.py', '--work-dir', str(tmp_path / 'w')],
+        capsys, check=False)
+    assert out.code != 0
+    message = f'{out.code}\n{out.out}'
     assert ('annotation list data/kinetics400/kinetics400_train_list_'
-            'videos.txt does not exist') in out.stderr
-    assert 'python tools/data/build_lists.py k400' in out.stderr
+            'videos.txt does not exist') in message
+    assert 'python tools/data/build_lists.py k400' in message
 
 
 @pytest.mark.parametrize('path,sub', [
@@ -113,12 +113,11 @@ def test_latin1_list_names_the_file_and_the_line(tmp_path):
         read_video_list(str(ann))
 
 
-def test_comma_in_a_path_option_is_a_clear_error(tmp_path):
-    out = subprocess.run(
-        [sys.executable, 'tools/train.py', 'configs/mme/pretrain_k400.py',
-         '--work-dir', str(tmp_path / 'w'), '--cfg-options',
-         'train_dataloader.dataset.ann_file=data/a,b.txt'], cwd=REPO,
-        capture_output=True, text=True, timeout=300)
-    assert out.returncode != 0
-    assert "became the list ['data/a', 'b.txt']" in out.stderr
+def test_comma_in_a_path_option_is_a_clear_error(tmp_path, capsys):
+    out = call_tool('tools/train.py', [
+        'configs/mme/pretrain_k400.py', '--work-dir', str(tmp_path / 'w'),
+        '--cfg-options', 'train_dataloader.dataset.ann_file=data/a,b.txt'],
+        capsys, check=False)
+    assert out.code != 0
+    assert "became the list ['data/a', 'b.txt']" in f'{out.code}\n{out.out}'
     assert not (tmp_path / 'w').exists()

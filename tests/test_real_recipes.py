@@ -1,11 +1,12 @@
 """Every shipped config runs for real: real model size, pipeline, hooks,
-optimizer constructor and schedulers; train, save, resume; fine-tunes and
-their ``_test5x3`` variants through ``tools/test.py`` with their multi-view
-test pipelines; linear probes and fine-tunes from a converted pretraining
-checkpoint (``tests/recipe_driver.py`` does the runs, in one process).
+optimizer constructor and schedulers; train and save, and resume (one ViT-B
+config per kind, every tiny one); fine-tunes and their ``_test5x3``
+variants through ``tools/test.py``, their multi-view test pipelines making
+every view; linear probes and fine-tunes from a converted pretraining
+checkpoint (``tests/recipe_driver.py`` does the runs, in one process; its
+docstring says what is run how).
 
-Slow (about a quarter of an hour on 2 CPU cores, most of it the multi-view
-ViT-B tests); ``.ci/run`` runs it.
+Slow (minutes on 2 CPU cores); ``.ci/run`` runs it.
 """
 import json
 import os
@@ -16,26 +17,22 @@ import sys
 
 import pytest
 
-from .recipe_driver import all_configs
+from .recipe_driver import (FULL_VIEW_TESTS, RESUMED, all_configs,
+                            steps_of)
 
 from .conftest import REPO
 
 pytestmark = pytest.mark.slow
 
 
-def _steps(config):
-    name = osp.basename(config)
-    if '_test' in name:
-        return ['test']
-    steps = ['train', 'resume']
-    if 'finetune' in name or 'linear' in name:
-        steps.insert(0, 'convert')
-    if 'finetune' in name:
-        steps.append('test')
-    return steps
-
-
-CASES = [(c, s) for c in all_configs() for s in _steps(c)]
+CASES = [(c, s) for c in all_configs() for s in steps_of(c)]
+#: Views of the shipped test pipelines (clips x 3 crops): the release's
+#: 7x3 (K400), 2x3 (SSv2) and 10x3 (UCF101, HMDB51), mmaction's 5x3.
+TEST_VIEWS = {'finetune_k400.py': 21, 'finetune_ssv2.py': 6,
+              'finetune_ucf101.py': 30, 'finetune_hmdb51.py': 30,
+              'finetune_k400_test5x3.py': 15,
+              'finetune_ucf101_test5x3.py': 15,
+              'finetune_hmdb51_test5x3.py': 15}
 
 
 # What the runs may take on disk at once (measured peak 3.6 GiB on
@@ -63,7 +60,28 @@ def test_every_config_is_covered():
     names = {osp.basename(c) for c in all_configs()}
     assert {'pretrain_k400.py', 'pretrain_ssv2.py', 'finetune_ssv2.py',
             'linear_hmdb51.py', 'finetune_k400_test5x3.py'} <= names
-    assert len(CASES) >= 3 * len(names) - 10
+    assert set(RESUMED) | set(FULL_VIEW_TESTS) | set(TEST_VIEWS) <= names
+    steps = {osp.basename(c): steps_of(c) for c in all_configs()}
+    for name, s in steps.items():  # every config trains or is tested
+        assert ('train' in s) != (s == ['test']), (name, s)
+        assert ('test' in s) == ('finetune' in name), (name, s)
+        assert ('convert' in s) == (('finetune' in name or 'linear' in name)
+                                    and '_test' not in name), (name, s)
+    # each kind of ViT-B recipe resumes once; every tiny config resumes
+    for kind in ('pretrain', 'finetune', 'linear'):
+        assert [n for n in RESUMED if n.startswith(kind)], kind
+    assert all('resume' in s for n, s in steps.items()
+               if 'tiny_synthetic' in n)
+
+
+def test_test_pipelines_make_every_view_and_the_model_sees_them(results):
+    """Each fine-tune's test pipeline made all its views of the video; the
+    model ran on all of them (FULL_VIEW_TESTS) or on one clip's crops."""
+    views = {osp.basename(c): r.get('test_views') for c, r in results.items()
+             if c != '_run'}
+    for name, n in TEST_VIEWS.items():
+        full = name in FULL_VIEW_TESTS
+        assert views[name] == [n, n if full else 3], (name, views[name])
 
 
 def test_recipe_runs_stay_within_disk_budget(results):

@@ -1,5 +1,6 @@
-"""The main job's driver (tools/synthetic_benchmark.py): what it runs, what
-it counts as informative, and what it reports, on hand-made results."""
+"""The main job's driver (tools/synthetic_benchmark.py and
+mme_plugin/benchmark/): what it runs, what it counts as informative, and
+what it reports, on hand-made results."""
 import importlib.util
 import os.path as osp
 
@@ -10,6 +11,12 @@ from .conftest import REPO
 
 @pytest.fixture(scope='module')
 def sb():
+    import mme_plugin.benchmark as bm
+    return bm
+
+
+@pytest.fixture(scope='module')
+def tool():
     spec = importlib.util.spec_from_file_location(
         'synthetic_benchmark', osp.join(REPO, 'tools',
                                         'synthetic_benchmark.py'))
@@ -25,7 +32,7 @@ def _print_env(runner, name):
 
 def test_tools_run_with_passive_openmp_unless_the_caller_chose(
         sb, tmp_path, monkeypatch):
-    r = sb.Runner(str(tmp_path), 'unused')
+    r = sb.BenchmarkRun(str(tmp_path), 'unused')
     monkeypatch.delenv('OMP_WAIT_POLICY', raising=False)
     assert 'policy PASSIVE' in _print_env(r, 'default')
     monkeypatch.setenv('OMP_WAIT_POLICY', 'ACTIVE')
@@ -98,7 +105,7 @@ def test_final_checkpoint_is_probed_once_per_seed(sb, tmp_path,
     final probe, not a second identical run."""
     commands = []
 
-    class FakeRunner(sb.Runner):
+    class FakeRunner(sb.BenchmarkRun):
         def run(self, name, args):
             commands.append(args)
             pre = args[args.index('--work-dir') + 1]
@@ -115,7 +122,7 @@ def test_final_checkpoint_is_probed_once_per_seed(sb, tmp_path,
         return dict(test_acc=0.1 * len(calls), train_acc=0.0)
 
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sb.Runner, 'flow_opts', lambda self, c: [])
+    monkeypatch.setattr(sb.BenchmarkRun, 'flow_opts', lambda self, c: [])
     res = sb.run_seed(FakeRunner('w', 'd', ['model.x=1']), probe,
                       ['videomae'], 0, {'videomae': {}}, long=False,
                       supervised=False)
@@ -152,7 +159,8 @@ def test_rescore_run_writes_rescored_results(sb, tmp_path, monkeypatch):
     ckpt = tmp_path / 'seed0' / 'mme' / 'pretrain' / 'epoch_20.pth'
     ckpt.parent.mkdir(parents=True)
     ckpt.write_bytes(b'')
-    monkeypatch.setattr(sb, 'levels_of', lambda m, root, opts: {
+    from mme_plugin.benchmark import jobs
+    monkeypatch.setattr(jobs, 'levels_of', lambda m, root, opts: {
         'traj': dict(zero=2.0, mean=1.9)})
 
     class FakeProbe:
@@ -165,7 +173,7 @@ def test_rescore_run_writes_rescored_results(sb, tmp_path, monkeypatch):
                         participation_ratio=3.0, constant_share=0.5,
                         sv_ratio=[2.5, 3.0])
 
-    monkeypatch.setattr(sb, 'Probe', FakeProbe)
+    monkeypatch.setattr(jobs, 'Probe', FakeProbe)
     sb.rescore_run(str(tmp_path), 'unused', [], num_test=400)
     out = json.loads((tmp_path / 'results_rescored.json').read_text())
     loss = out['results'][0]['pretrain']['mme']['losses']['traj']
@@ -215,3 +223,57 @@ def test_probe_reports_the_collapse_measures_of_the_test_tokens(sb):
         fc2.weight.zero_()
         fc2.bias.copy_(50 * torch.randn(16))
     assert probe(None, 0)['constant_share'] > 0.9
+
+
+def test_long_seed_runs_downstream_and_supervised_in_order(sb, tmp_path,
+                                                           monkeypatch):
+    """--long on one method: pretrain, convert, fine-tune + test, linear +
+    test, supervised + test; each test reads the last checkpoint of its
+    own work dir and its accuracy comes from the 'Test metrics' part."""
+    steps = []
+
+    class FakeRunner(sb.BenchmarkRun):
+        def run(self, name, args):
+            steps.append((name, args))
+            if '--work-dir' in args and args[0] == 'tools/train.py':
+                work = tmp_path / args[args.index('--work-dir') + 1]
+                work.mkdir(parents=True, exist_ok=True)
+                for e in (5, 10):
+                    (work / f'epoch_{e}.pth').write_bytes(b'')
+            if name.endswith('_test'):
+                acc = 0.25 if 'supervised' in name else 0.5
+                return (f'acc/top1: 0.99\nTest metrics: acc/top1: {acc} '
+                        'acc/top5: 1.0')
+            return ''
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sb.BenchmarkRun, 'flow_opts', lambda self, c: [])
+    res = sb.run_seed(FakeRunner('w', 'd'), lambda ck, s: dict(test_acc=0.1),
+                      ['mme'], 1, {'mme': {}}, long=True, supervised=True)
+    assert [n for n, _ in steps] == [
+        'seed1_mme_pretrain', 'seed1_mme_convert', 'seed1_mme_finetune',
+        'seed1_mme_finetune_test', 'seed1_mme_linear',
+        'seed1_mme_linear_test', 'seed1_supervised', 'seed1_supervised_test']
+    args = dict(steps)
+    assert args['seed1_mme_convert'][1] == 'w/seed1/mme/pretrain/epoch_10.pth'
+    assert 'load_from=w/seed1/mme/backbone.pth' in args['seed1_mme_linear']
+    assert '--no-validate' in args['seed1_supervised']
+    assert args['seed1_mme_linear_test'][2] == \
+        'w/seed1/mme/linear/epoch_10.pth'
+    assert res['long']['mme'] == {
+        'finetune': {'acc/top1': 0.5, 'acc/top5': 1.0},
+        'linear': {'acc/top1': 0.5, 'acc/top5': 1.0}}
+    assert res['supervised'] == {'acc/top1': 0.25, 'acc/top5': 1.0}
+    assert 'probe_curve' not in res  # seed 1: final checkpoint only
+
+
+def test_command_line_defaults_follow_long(tool):
+    args = tool.parse_args([])
+    assert args.work_dir == 'work_dirs/synthetic_benchmark'
+    assert args.methods == ['videomae', 'mme']
+    args = tool.parse_args(['--long', '--methods', 'mme'])
+    assert args.work_dir == 'work_dirs/synthetic_benchmark_long'
+    assert args.methods == ['mme', 'videomae', 'mme_absdisp', 'mme_nohog',
+                            'mme_L2']
+    with pytest.raises(SystemExit, match="KEY=VALUE, got 'x'"):
+        tool.parse_args(['--pretrain-options', 'x'])

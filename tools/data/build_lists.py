@@ -26,6 +26,7 @@ import argparse
 import os
 import os.path as osp
 import sys
+from typing import List, Optional
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
@@ -36,8 +37,12 @@ from mme_plugin.datasets.list_builders import (hmdb51_lists,  # noqa: E402
 from mme_plugin.datasets.video_check import check_videos  # noqa: E402
 
 
-def main() -> None:
-    """Entry point."""
+def main(argv: Optional[List[str]] = None) -> None:
+    """Entry point.
+
+    Args:
+        argv: Command-line arguments (default: ``sys.argv[1:]``).
+    """
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('dataset', choices=['k400', 'ssv2', 'ucf101',
                                             'hmdb51'])
@@ -51,7 +56,7 @@ def main() -> None:
                         help='probe every video and drop bad ones')
     parser.add_argument('--min-frames', type=int, default=1)
     parser.add_argument('--workers', type=int, default=os.cpu_count() or 1)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     missing: list = []
     dropped: list = []

@@ -7,6 +7,7 @@ import argparse
 import os.path as osp
 import sys
 import time
+from typing import List, Optional
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
@@ -15,8 +16,12 @@ from mme_plugin.datasets.synthetic import (MOTION_CLASSES,  # noqa: E402
                                            make_synthetic_dataset)
 
 
-def main() -> None:
-    """Entry point."""
+def main(argv: Optional[List[str]] = None) -> None:
+    """Entry point.
+
+    Args:
+        argv: Command-line arguments (default: ``sys.argv[1:]``).
+    """
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('root', help='output directory')
     parser.add_argument('--train', type=int, default=40,
@@ -27,7 +32,7 @@ def main() -> None:
     parser.add_argument('--size', type=int, nargs=2, default=[64, 64],
                         metavar=('H', 'W'))
     parser.add_argument('--seed', type=int, default=0)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     start = time.time()
 
     def progress(done: int, total: int) -> None:
