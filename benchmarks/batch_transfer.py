@@ -1,7 +1,11 @@
 """What one recipe batch costs to hand over: tensors, open files, copies.
 
-For each pretraining recipe (default: ``pretrain_k400_dis_rep2.py`` and
-``pretrain_k400.py``) on generated Kinetics-like videos (340 x 256 H.264,
+For each pretraining recipe (default: ``pretrain_k400_dis_rep2.py``,
+``pretrain_k400.py``, whose batch carries the cropped dense frames for the
+model's target generator (device placement), and
+``pretrain_k400_worker.py``, whose batch carries the targets and the HOG
+inputs computed in the workers) on generated Kinetics-like videos
+(340 x 256 H.264,
 96 frames, as ``tests/recipe_driver.py``), a few real samples go through the
 recipe's pipeline; a batch of the recipe's size is made of copies of them
 (the samples are fixed-size, so counts and bytes are exact). Then, with the
@@ -55,7 +59,8 @@ from mme_plugin.utils.sync_counter import CopyCounter  # noqa: E402
 from mme_plugin.utils.resources import tensor_stats  # noqa: E402
 
 CONFIGS = ('configs/mme/pretrain_k400_dis_rep2.py',
-           'configs/mme/pretrain_k400.py')
+           'configs/mme/pretrain_k400.py',
+           'configs/mme/pretrain_k400_worker.py')
 
 
 def make_videos(folder: str, num: int) -> str:

@@ -1,14 +1,18 @@
 """Throughput of the MME pretraining data pipeline, per stage and flow.
 
-Runs the train pipeline of ``configs/mme/pretrain_k400.py`` (16 x 4 frames,
-L = 4, 224 x 224 crops) in ONE process with ONE thread (what one dataloader
-worker gets) on generated 340 x 256 clips of 300 frames (K400's usual size
-and length, H.264 with x264's default keyframe interval), and reports
-clips/s and the time of every transform, for several flow backends and with
-a filled flow cache (HOG is left to the model, as in the recipe, except in
-the row 'HOG in worker'). Then measures how far each faster flow choice
-moves the trajectory end points, against release-setting Farneback and
-against the known true motion of the synthetic sprites.
+Runs the train pipeline of ``configs/mme/pretrain_k400_worker.py`` (the K400
+recipe with flow, trajectories and targets in the data workers, the worker
+placement; 16 x 4 frames, L = 4, 224 x 224 crops) in ONE process with ONE
+thread (what one dataloader worker gets) on generated 340 x 256 clips of
+300 frames (K400's usual size and length, H.264 with x264's default
+keyframe interval), and reports clips/s and the time of every transform,
+for several flow backends and with a filled flow cache (HOG is left to the
+model, as in the recipe, except in the row 'HOG in worker'). Then measures
+how far each faster flow choice moves the trajectory end points, against
+release-setting Farneback and against the known true motion of the
+synthetic sprites. The device
+placement of ``pretrain_k400.py`` (workers only decode and crop; the model
+computes the targets) is measured by ``benchmarks/device_targets.py``.
 
 Example:
     python benchmarks/data_pipeline.py --clips 4 \
@@ -131,12 +135,14 @@ def reliability_cost(k400: List[Dict], dis: List[Dict], videos: List[str],
             reliability_variant(dis, False, False),
         'dis ultrafast 0.5 (pretrain_k400_dis), all checks (default)':
             reliability_variant(dis, True, True),
-        'farneback cached (pretrain_k400), no checks':
+        'farneback cached (pretrain_k400_worker), no checks':
             reliability_variant(patched(k400, cache_dir=cache), False,
                                 False),
-        'farneback cached (pretrain_k400), photometric + cut (default)':
+        'farneback cached (pretrain_k400_worker), photometric + cut '
+        '(default)':
             reliability_variant(patched(k400, cache_dir=cache), True, False),
-        'farneback cached (pretrain_k400), all checks (backward cached)':
+        'farneback cached (pretrain_k400_worker), all checks (backward '
+        'cached)':
             reliability_variant(patched(k400, cache_dir=cache), True, True),
     }
     out = {}
@@ -308,8 +314,12 @@ def cache_check_cost(videos: List[str], cache: str, tag: str,
     return out
 
 
-def main() -> None:
-    """Entry point."""
+def main(argv: Optional[List[str]] = None) -> None:
+    """Entry point.
+
+    Args:
+        argv (list[str], optional): Arguments (default: ``sys.argv``).
+    """
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--clips', type=int, default=6)
     parser.add_argument('--out', default='work_dirs/benchmarks_data.json')
@@ -329,23 +339,26 @@ def main() -> None:
     parser.add_argument('--cache-check', action='store_true',
                         help='only the cost of the flow-cache entry check '
                         '(stale/corrupt detection) per cached clip')
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
     register_all_modules()
     from mmengine.config import Config
     from mme_plugin.utils import effective_pipeline
-    cfg = Config.fromfile('configs/mme/pretrain_k400.py')
+    # the worker placement: ComputeFlow ... BuildMMETargets in the pipeline
+    cfg = Config.fromfile(
+        osp.join(ROOT, 'configs/mme/pretrain_k400_worker.py'))
     pipeline = effective_pipeline(cfg.train_dataloader.dataset)
     # flow of the 224 x 224 crops: the fast-flow recipe's order
     after_resize = effective_pipeline(Config.fromfile(
-        'configs/mme/pretrain_k400_dis.py').train_dataloader.dataset)
+        osp.join(ROOT, 'configs/mme/pretrain_k400_dis.py')
+    ).train_dataloader.dataset)
     report: Dict = dict(machine=f'{platform.processor() or platform.machine()}'
                         f', {os.cpu_count()} cores, 1 thread used',
                         torch=torch.__version__, opencv=cv2.__version__,
-                        pipeline='configs/mme/pretrain_k400.py (16x4, L=4, '
-                        f'224x224 from 340x256 clips of {args.frames} '
-                        'frames)', runs={})
+                        pipeline='configs/mme/pretrain_k400_worker.py '
+                        '(16x4, L=4, 224x224 from 340x256 clips of '
+                        f'{args.frames} frames)', runs={})
     if args.agreement:
         report['agreement_px'] = flow_agreement(args.agreement)
         report['agreement_videos'] = args.agreement

@@ -3,7 +3,8 @@ decoder.
 
 Opens a generated 340 x 256, 300-frame H.264 video (K400's size and length)
 and decodes the 40 frames one clip of ``configs/mme/pretrain_k400.py``
-needs (8 tubes x 5 dense frames; the 16 sparse frames are among them) at
+needs (8 tubes x 5 dense frames; the 16 sparse frames are among them; the
+worker placement, ``pretrain_k400_worker.py``, samples the same frames) at
 several offsets, for several keyframe intervals (GOP), with decord and with
 PyAV, on one thread.
 
@@ -37,12 +38,12 @@ def clip_indices(offset: int) -> list:
     return sorted({offset + 8 * i + j for i in range(8) for j in range(5)})
 
 
-def main() -> None:
-    """Entry point."""
+def main(argv=None) -> None:
+    """Entry point (``argv``: the arguments, default ``sys.argv``)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--repeats', type=int, default=3)
     parser.add_argument('--out', default='work_dirs/benchmarks_decode.json')
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     os.environ.setdefault('OMP_NUM_THREADS', '1')
     frames, _ = render_clip(0, 300, (256, 340), seed=1)
     rows = []

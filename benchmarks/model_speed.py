@@ -1,6 +1,9 @@
 """Forward+backward time and peak memory: MME (masked) vs mmaction's ViT.
 
-Cases, all ViT-B/16 (``configs/mme/pretrain_k400.py``) unless scaled:
+Cases, all ViT-B/16 (``configs/mme/pretrain_k400_worker.py``: the K400
+model with its targets given, as the worker placement hands them over;
+the device placement's target computation is measured by
+``benchmarks/device_targets.py``) unless scaled:
 
 * ``stock``: mmaction ``VisionTransformer`` on all tokens (explicit softmax
   attention), forward + backward of the pooled feature;
@@ -41,7 +44,8 @@ def run_case(case: str, device: str, batch: int, repeats: int, frames: int,
     from mme_plugin.registry import MODELS
     from mme_plugin.utils import register_all_modules
     register_all_modules()
-    cfg = Config.fromfile('configs/mme/pretrain_k400.py').model
+    cfg = Config.fromfile(
+        osp.join(ROOT, 'configs/mme/pretrain_k400_worker.py')).model
     cfg.backbone.update(num_frames=frames, img_size=size)
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     n_tok = (frames // 2) * (size // 16)**2
@@ -110,8 +114,8 @@ def run_case(case: str, device: str, batch: int, repeats: int, frames: int,
                 visible_tokens=n_tok - n_mask)
 
 
-def main() -> None:
-    """Entry point."""
+def main(argv=None) -> None:
+    """Entry point (``argv``: the arguments, default ``sys.argv``)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--batch', type=int, default=1)
@@ -122,7 +126,7 @@ def main() -> None:
                         help='also mme@0.7 at 8/32 frames and 112/160 px')
     parser.add_argument('--out', default='work_dirs/benchmarks_model.json')
     parser.add_argument('--_one', help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args._one:
         case, frames, size = args._one.split(',')
         print(json.dumps(run_case(case, args.device, args.batch,

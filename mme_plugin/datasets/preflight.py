@@ -11,7 +11,7 @@ reliability checks, and records
   ``CheckTrajectoryReliability`` flags as a shot cut (its ``traj_cut_pairs``;
   NaN without that step);
 * ``reliable``: the fraction of the grid's points whose trajectory is still
-  valid after the reliability checks (``traj_valid`` entering
+  valid after the reliability checks (``traj_point_valid`` entering
   ``BuildMMETargets``);
 * ``motion``: the mean per-step displacement of the valid points, pixels of
   the decoded video (``BuildMMETargets``' own ``traj_motion``,
@@ -24,29 +24,124 @@ Nothing is re-implemented: the thresholds are the transforms' own. A flow
 cache is read where it has the video; otherwise flows are computed on the
 fly and nothing is written (a cache in ``'read'`` mode without the video is
 reported, since training would stop there too).
+
+A config whose model computes the targets (the *device placement*:
+``PrepareMotionInputs`` in the pipeline and ``model.target_generator``,
+``docs/mme_design.md``) is probed the same way: the pipeline runs up to
+``PrepareMotionInputs``, then the model's own
+:class:`~mme_plugin.models.MotionTargetGenerator` (built alone from
+``cfg.model``, on the CPU) computes the span's flow, checks and targets.
+The measures are the same (``cut_pairs``, ``point_valid``, ``motion`` of
+its output). The device placement does not refuse a clip: one with too few
+valid tokens (or non-finite values) is *unusable*, its tokens are excluded
+from the loss (``traj_unusable``), and :attr:`SpanReport.unusable` says
+why.
 """
+import inspect
 import math
 import multiprocessing as mp
 import random
 import time
 from dataclasses import dataclass
-from typing import (Callable, Dict, Iterable, List, Optional, Sequence,
-                    Tuple)
+from typing import (Callable, Dict, Iterable, List, Mapping, Optional,
+                    Sequence, Tuple)
 
 import numpy as np
 
-from mme_plugin.utils.pipeline import transform_type
+from mme_plugin.ops.motion_magnitude import DEFAULT_MIN_MOTION
+from mme_plugin.utils.pipeline import find_transform, transform_type
 
-__all__ = ['TARGET_STEP', 'SpanReport', 'TargetProbe', 'builds_targets',
-           'span_offsets', 'probe_videos']
+__all__ = ['TARGET_STEP', 'DEVICE_STEP', 'SpanReport', 'TargetProbe',
+           'builds_targets', 'device_targets', 'build_generator',
+           'config_min_motion', 'span_offsets', 'probe_videos']
 
-#: The transform whose outputs pretraining trains on.
+#: The transform whose outputs pretraining trains on (worker placement).
 TARGET_STEP = 'BuildMMETargets'
+#: The transform that hands the dense frames to the model's target
+#: generator (device placement).
+DEVICE_STEP = 'PrepareMotionInputs'
 
 
-def builds_targets(pipeline: Sequence) -> bool:
-    """Whether a (effective) pipeline builds MME targets."""
-    return any(transform_type(t) == TARGET_STEP for t in pipeline)
+def device_targets(pipeline: Sequence,
+                   model_cfg: Optional[Mapping] = None) -> bool:
+    """Whether the model computes the targets of this pipeline (device
+    placement: ``PrepareMotionInputs`` and ``model.target_generator``)."""
+    return bool((model_cfg or {}).get('target_generator')) and any(
+        transform_type(t) == DEVICE_STEP for t in pipeline)
+
+
+def builds_targets(pipeline: Sequence,
+                   model_cfg: Optional[Mapping] = None) -> bool:
+    """Whether a (effective) pipeline builds MME targets, in the workers
+    (``BuildMMETargets``) or, with ``model_cfg``, on the model
+    (:func:`device_targets`)."""
+    return any(transform_type(t) == TARGET_STEP for t in pipeline) or \
+        device_targets(pipeline, model_cfg)
+
+
+def config_min_motion(pipeline: Sequence,
+                      model_cfg: Optional[Mapping] = None) -> float:
+    """The motion below which training counts a clip as motionless:
+    ``BuildMMETargets.min_motion`` (worker placement) or
+    ``model.target_generator.min_motion`` (device placement), else
+    :data:`~mme_plugin.ops.motion_magnitude.DEFAULT_MIN_MOTION`."""
+    step = find_transform(pipeline, TARGET_STEP, required=False)
+    if step is None and device_targets(pipeline, model_cfg):
+        step = model_cfg['target_generator']
+    return float((step or {}).get('min_motion', DEFAULT_MIN_MOTION))
+
+
+def _default(registry, cfg: Mapping, arg: str):
+    """``cfg[arg]``, else the default of the registered class."""
+    if arg in cfg:
+        return cfg[arg]
+    cls = registry.get(cfg['type']) if isinstance(cfg['type'], str) else \
+        cfg['type']
+    param = inspect.signature(cls).parameters.get(arg)
+    return None if param is None or \
+        param.default is inspect.Parameter.empty else param.default
+
+
+class _Geometry:
+    """What the target units and the generator read from the encoder."""
+
+    def __init__(self, patch_size: int, tubelet_size: int) -> None:
+        self.patch_size = patch_size
+        self.tubelet_size = tubelet_size
+
+
+def build_generator(model_cfg: Mapping):
+    """The model's target generator alone, set up as the model sets it up
+    (the encoder's patch size, the target units' ``grid_step`` /
+    ``traj_len``), without building the encoder or the decoder.
+
+    Args:
+        model_cfg (Mapping): ``cfg.model`` with ``target_generator``,
+            ``backbone`` and ``targets``.
+
+    Returns:
+        MotionTargetGenerator: Ready for ``compute``, without HOG inputs.
+
+    Raises:
+        ValueError: The model has no ``target_generator``.
+    """
+    from mme_plugin.registry import MODELS
+    gen_cfg = model_cfg.get('target_generator')
+    if not gen_cfg:
+        raise ValueError('cfg.model has no target_generator: the targets '
+                         'are computed in the data pipeline')
+    backbone = model_cfg['backbone']
+    geometry = _Geometry(int(_default(MODELS, backbone, 'patch_size')),
+                         int(_default(MODELS, backbone, 'tubelet_size')
+                             or 2))
+    units = {}
+    for name, cfg in (model_cfg.get('targets') or {}).items():
+        unit = MODELS.build(cfg)
+        unit.setup(geometry)
+        units[name] = unit
+    gen = MODELS.build({**dict(gen_cfg), 'hog_inputs': False})
+    gen.setup(geometry, units)
+    return gen
 
 
 def span_offsets(total: int, span: int, spans: int) -> List[int]:
@@ -84,6 +179,9 @@ class SpanReport:
             of the decoded video).
         error (str, optional): Why the pipeline refused the span (training
             stops on it), or None.
+        unusable (str, optional): Device placement: why the model's
+            target generator made the span's targets unusable (all its
+            tokens are excluded from the loss; training goes on), or None.
     """
     index: int
     frames: Tuple[int, int] = (-1, -1)
@@ -91,6 +189,7 @@ class SpanReport:
     reliable: float = float('nan')
     motion: float = float('nan')
     error: Optional[str] = None
+    unusable: Optional[str] = None
 
     def numbers(self) -> str:
         """The measures, for a report line."""
@@ -107,29 +206,67 @@ class TargetProbe:
 
     Args:
         pipeline (Sequence[dict]): The dataset's effective pipeline (transform
-            configs); it must contain ``BuildMMETargets``.
+            configs); it must contain ``BuildMMETargets``, or
+            ``PrepareMotionInputs`` with a ``model_cfg`` that has a
+            ``target_generator`` (device placement).
         spans (int): Spans per video. Defaults to 3.
+        model_cfg (Mapping, optional): ``cfg.model``; used only for the
+            device placement (its target generator, built alone, runs on
+            the CPU). Defaults to None.
 
     Raises:
-        ValueError: The pipeline builds no MME targets.
+        ValueError: The pipeline builds no MME targets, or has
+            ``PrepareMotionInputs`` without a ``model.target_generator``.
     """
 
-    def __init__(self, pipeline: Sequence, spans: int = 3) -> None:
+    def __init__(self, pipeline: Sequence, spans: int = 3,
+                 model_cfg: Optional[Mapping] = None) -> None:
         from mme_plugin.registry import TRANSFORMS
         types = [transform_type(t) for t in pipeline]
-        if TARGET_STEP not in types:
+        self.generator = None
+        if TARGET_STEP in types:
+            end = types.index(TARGET_STEP) + 1
+        elif DEVICE_STEP in types:
+            if not (model_cfg or {}).get('target_generator'):
+                raise ValueError(
+                    f'the pipeline hands the dense frames to the model '
+                    f'({DEVICE_STEP}) but no model.target_generator was '
+                    'given: pass cfg.model (with target_generator) or use '
+                    'the worker placement (BuildMMETargets)')
+            end = types.index(DEVICE_STEP) + 1
+            self.generator = build_generator(model_cfg)
+        else:
             raise ValueError(f'the pipeline builds no MME targets (no '
-                             f'{TARGET_STEP}; it has {types})')
-        end = types.index(TARGET_STEP) + 1
+                             f'{TARGET_STEP} or {DEVICE_STEP}; it has '
+                             f'{types})')
         self.steps = [TRANSFORMS.build(dict(t)) if isinstance(t, dict) else t
                       for t in pipeline[:end]]
         self.spans = spans
 
     @property
     def min_motion(self) -> float:
-        """``BuildMMETargets.min_motion`` of the pipeline (what training
-        counts as motionless)."""
+        """``BuildMMETargets.min_motion`` of the pipeline or the target
+        generator's (what training counts as motionless)."""
+        if self.generator is not None:
+            return float(self.generator.min_motion)
         return float(self.steps[-1].min_motion)
+
+    def _device(self, results: Dict, report: SpanReport) -> None:
+        """The model's target generator on this span (CPU, float32)."""
+        out = self.generator.compute(results['motion_frames'][None],
+                                     results['motion_scale'][None])
+        cuts = out.get('cut_pairs')
+        if cuts is not None:
+            report.cut_density = float(cuts.float().mean())
+        report.reliable = float(out['point_valid'].float().mean())
+        report.motion = float(out['motion'][0])
+        if float(out['traj_unusable'][0]) > 0:
+            fraction = float(out['valid_fraction'][0])
+            report.unusable = (
+                'non-finite targets' if not bool(out['finite'][0]) else
+                f'{fraction:.1%} of the tokens have valid trajectories, '
+                'below model.target_generator.min_valid_fraction '
+                f'{self.generator.min_valid_fraction:g}')
 
     def _flow(self, step, results: Dict, report: SpanReport) -> Dict:
         """``ComputeFlow`` as training runs it, but writing no cache: read
@@ -182,7 +319,8 @@ class TargetProbe:
                     cuts = results.get('traj_cut_pairs')
                     if cuts is not None:
                         report.cut_density = float(np.mean(cuts))
-                    report.reliable = float(np.mean(results['traj_valid']))
+                    report.reliable = float(
+                        np.mean(results['traj_point_valid']))
                     try:
                         step(results)
                     finally:  # set before BuildMMETargets' refusal
@@ -196,6 +334,9 @@ class TargetProbe:
                     results = step(results)
                 if not had_frames and _frame_keys(results):
                     report.frames = self._shift(results, index)
+                if name == DEVICE_STEP and self.generator is not None:
+                    self._device(results, report)
+                    break
         except Exception as e:  # noqa: BLE001 - what training would raise
             report.error = report.error or f'{type(e).__name__}: {e}'
         finally:
@@ -228,11 +369,15 @@ class TargetProbe:
 _PROBE: Optional[TargetProbe] = None
 
 
-def _init_worker(pipeline: Sequence, spans: int) -> None:
+def _init_worker(pipeline: Sequence, spans: int,
+                 model_cfg: Optional[Mapping] = None) -> None:
     # No cv2.setNumThreads here: in a child forked after the parent used
     # OpenCV's thread pool it deadlocks (seen with OpenCV 4 on Linux).
     global _PROBE
-    _PROBE = TargetProbe(pipeline, spans)
+    _PROBE = TargetProbe(pipeline, spans, model_cfg)
+    if _PROBE.generator is not None:  # one thread per process, as the
+        import torch  # dataloader's workers (and no OpenMP pool after fork)
+        torch.set_num_threads(1)
 
 
 def _probe(path: str) -> Tuple[str, List[SpanReport]]:
@@ -241,7 +386,8 @@ def _probe(path: str) -> Tuple[str, List[SpanReport]]:
 
 def probe_videos(paths: Iterable[str], pipeline: Sequence, spans: int = 3,
                  workers: int = 1,
-                 progress: Optional[Callable[[int, int, float], None]] = None
+                 progress: Optional[Callable[[int, int, float], None]] = None,
+                 model_cfg: Optional[Mapping] = None
                  ) -> Dict[str, List[SpanReport]]:
     """:class:`TargetProbe` over many videos, in parallel.
 
@@ -252,6 +398,8 @@ def probe_videos(paths: Iterable[str], pipeline: Sequence, spans: int = 3,
         workers (int): Processes (forked; each builds the pipeline once).
             Defaults to 1 (in this process).
         progress (Callable, optional): Called with (done, total, eta_s).
+        model_cfg (Mapping, optional): ``cfg.model``, for the device
+            placement (see :class:`TargetProbe`). Defaults to None.
 
     Returns:
         dict: path -> its span reports.
@@ -262,10 +410,10 @@ def probe_videos(paths: Iterable[str], pipeline: Sequence, spans: int = 3,
     if workers > 1:
         pool = mp.get_context('fork').Pool(
             workers, initializer=_init_worker,
-            initargs=(pipeline, spans))
+            initargs=(pipeline, spans, model_cfg))
         it = pool.imap_unordered(_probe, paths)
     else:
-        probe = TargetProbe(pipeline, spans)
+        probe = TargetProbe(pipeline, spans, model_cfg)
         pool, it = None, ((p, probe(p)) for p in paths)
     try:
         for i, (path, reports) in enumerate(it, 1):

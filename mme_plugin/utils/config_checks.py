@@ -382,6 +382,95 @@ def _final_size(steps: _Steps) -> Optional[Tuple[Tuple[int, int], int, str]]:
     return found
 
 
+#: Worker-placement steps of the motion targets (docs/mme_design.md).
+_WORKER_STEPS = ('ComputeFlow', 'ComputeTrajectories',
+                 'CheckTrajectoryReliability', 'BuildMMETargets',
+                 'PrepareHOGInputs')
+_DEVICE_STEP = 'PrepareMotionInputs'
+
+
+def _placement_problems(model_cfg: Mapping, dataset_key: str,
+                        steps: _Steps) -> List[str]:
+    """Where the motion targets are computed: the pipeline
+    (``ComputeFlow`` ... ``BuildMMETargets``) or the model
+    (``PrepareMotionInputs`` + ``model.target_generator``), never both or
+    half of one; and the generator's point spacing against the targets'."""
+    gen = model_cfg.get('target_generator')
+    has_gen = bool(gen)
+    device = _DEVICE_STEP in steps.types
+    worker = [t for t in _WORKER_STEPS if t in steps.types]
+    gen_key = 'model.target_generator'
+    pipe_key = f'{dataset_key}.pipeline'
+    problems = []
+    if has_gen and not device:
+        problems.append(
+            f'{gen_key} is set (the model computes the motion targets) but '
+            f'{pipe_key} has no {_DEVICE_STEP} to hand it the dense frames; '
+            f"add dict(type='{_DEVICE_STEP}') after the crop / resize "
+            '(MotionResize)' + (f' instead of {worker}' if worker else '') +
+            f', or set {gen_key}=None to compute the targets in the '
+            'pipeline (worker placement, as pretrain_k400_worker.py; '
+            'docs/mme_design.md)')
+    if device and not has_gen:
+        problems.append(
+            f'{pipe_key} has {_DEVICE_STEP} (the dense frames go to the '
+            f'model) but {gen_key} is not set, so nothing computes the '
+            f"motion targets; set {gen_key}=dict(type="
+            "'MotionTargetGenerator') (as pretrain_k400.py), or replace "
+            f'{_DEVICE_STEP} by ComputeFlow ... BuildMMETargets (worker '
+            'placement, as pretrain_k400_worker.py)')
+    if device and worker:
+        problems.append(
+            f'{pipe_key} has both {_DEVICE_STEP} (targets computed by the '
+            f'model) and the worker-placement steps {worker}; keep one '
+            'placement (docs/mme_design.md)')
+    if not (has_gen and isinstance(gen, Mapping)):
+        return problems
+    step, step_key = _model_value(gen, gen_key, 'MODELS', 'grid_step')
+    grids, hogs = {}, {}
+    for name, target in (model_cfg.get('targets') or {}).items():
+        if not isinstance(target, Mapping):
+            continue
+        key = f'model.targets.{name}'
+        kind = _short(target.get('type', ''))
+        if kind == 'TrajectoryTarget':
+            val, val_key = _model_value(target, key, 'MODELS', 'grid_step')
+            grids[val_key] = val
+        elif kind == 'HOGTarget':
+            mode = _model_value(target, key, 'MODELS', 'mode')[0]
+            if mode == 'trajectory':
+                val, val_key = _model_value(target, key, 'MODELS',
+                                            'cell_size')
+                hogs[val_key] = val
+            source, source_key = _model_value(target, key, 'MODELS',
+                                              'source')
+            if source == 'pipeline':
+                problems.append(
+                    f"{source_key} = 'pipeline' but the model computes the "
+                    f'motion targets ({gen_key}); the pipeline computes no '
+                    f"HOG: set {source_key.split(' ')[0]}='device'")
+    if step is not None:
+        for val_key, val in grids.items():
+            if val is not None and val != step:
+                problems.append(
+                    f'{step_key} = {step!r} but {val_key} = {val!r} (the '
+                    'target holds (patch / grid_step)^2 points per token); '
+                    f"drop {step_key.split(' ')[0]} (it is taken from the "
+                    'trajectory target) or make them equal')
+    effective = step if step is not None else next(
+        (v for v in grids.values() if v is not None), None)
+    if effective is not None:
+        source = step_key if step is not None else next(iter(grids))
+        for val_key, val in hogs.items():
+            if val is not None and val != effective:
+                problems.append(
+                    f'{val_key} = {val!r} but the target generator tracks '
+                    f'points every {effective} px ({source}) (HOG is '
+                    'sampled at the tracked points, one cell each); make '
+                    'them equal')
+    return problems
+
+
 def check_pipeline_geometry(model_cfg: Mapping, dataset_key: str,
                             dataset_cfg: Mapping) -> None:
     """Check that a dataset's pipeline fits the model it feeds.
@@ -394,7 +483,12 @@ def check_pipeline_geometry(model_cfg: Mapping, dataset_key: str,
     ``traj_len`` with ``MMESampleFrames``, its point spacing
     (``grid_step`` / ``cell_size``) with ``ComputeTrajectories``, and the
     HOG settings with ``ComputeHOG`` / ``PrepareHOGInputs`` /
-    ``device_hog``.
+    ``device_hog``. Where the motion targets are computed: a pipeline with
+    ``PrepareMotionInputs`` needs ``model.target_generator`` and vice
+    versa, never with the worker steps (``ComputeFlow`` ...
+    ``BuildMMETargets``) as well; the generator's ``grid_step`` (if set)
+    must equal the trajectory target's, and a trajectory HOG target's
+    ``cell_size`` the generator's point spacing.
 
     Args:
         model_cfg (Mapping): ``cfg.model``.
@@ -497,6 +591,7 @@ def check_pipeline_geometry(model_cfg: Mapping, dataset_key: str,
                     f'computed by the model) but {key} has no device_hog; '
                     f"set {key}.device_hog=dict(type='PointHOG') or use "
                     'ComputeHOG in the pipeline')
+    problems += _placement_problems(model_cfg, dataset_key, steps)
     if problems:
         raise ConfigCheckError(
             f'{dataset_key}: the pipeline does not fit the model '

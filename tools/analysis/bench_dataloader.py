@@ -2,7 +2,11 @@
 
 Builds ``train_dataloader`` as the runner would (workers, collate) and times
 ``--batches`` batches after ``--warmup``; prints clips/s in total and per
-worker.
+worker. For a config whose model computes the motion targets (device
+placement: ``PrepareMotionInputs`` + ``model.target_generator``, e.g.
+``pretrain_k400.py``) the workers only decode, crop and resize: the
+targets' cost is the model's and is not in this figure (see
+``benchmarks/device_targets.py``).
 
 Example:
     python tools/analysis/bench_dataloader.py configs/mme/pretrain_k400.py \
@@ -13,6 +17,7 @@ import argparse
 import os.path as osp
 import sys
 import time
+from typing import Dict, Optional, Sequence
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
@@ -20,8 +25,16 @@ sys.path.insert(0, ROOT)
 from mmengine.config import DictAction  # noqa: E402
 
 
-def main() -> None:
-    """Entry point."""
+def main(argv: Optional[Sequence[str]] = None) -> Dict:
+    """Entry point.
+
+    Args:
+        argv (Sequence[str], optional): Arguments (default: ``sys.argv``).
+
+    Returns:
+        dict: ``clips_per_s``, ``per_worker``, ``workers``, ``batch_size``
+        and ``device_targets`` (whether the model computes the targets).
+    """
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('config')
     parser.add_argument('--workers', type=int, default=None)
@@ -31,7 +44,7 @@ def main() -> None:
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, e.g. '
                         'train_dataloader.dataset.ann_file=LIST')
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     from mmengine.config import Config
     from mmengine.runner import Runner
 
@@ -66,9 +79,20 @@ def main() -> None:
         clips += len(batch['inputs'])
     took = time.perf_counter() - start
     workers = max(1, loader_cfg.num_workers)
+    from mme_plugin.datasets.preflight import device_targets
+    from mme_plugin.utils import effective_pipeline
+    ds = cfg.train_dataloader.dataset
+    while 'dataset' in ds:
+        ds = ds.dataset
+    device = device_targets(effective_pipeline(ds, log=False), cfg.model)
     print(f'{args.config}: {clips / took:.2f} clips/s with '
           f'{loader_cfg.num_workers} workers ({clips / took / workers:.2f} '
-          f'per worker), batch {loader_cfg.batch_size}')
+          f'per worker), batch {loader_cfg.batch_size}' +
+          ('; the model computes the motion targets (device placement): '
+           'not included' if device else ''))
+    return dict(clips_per_s=clips / took, per_worker=clips / took / workers,
+                workers=loader_cfg.num_workers,
+                batch_size=loader_cfg.batch_size, device_targets=device)
 
 
 if __name__ == '__main__':

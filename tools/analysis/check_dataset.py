@@ -26,6 +26,17 @@ has the video; otherwise flows are computed on the fly and nothing is
 written. Every span's numbers go to ``<out>`` with ``_targets`` added
 before the extension.
 
+Configs whose model computes the targets (the device placement:
+``PrepareMotionInputs`` in the pipeline, ``model.target_generator``; e.g.
+``pretrain_k400.py``) are probed the same way: the pipeline runs up to
+``PrepareMotionInputs``, then the model's target generator (built alone, on
+the CPU) computes flow, checks and targets per span; the same columns. The
+device placement does not stop on a clip with too few valid trajectories:
+it makes it *unusable* (its tokens are excluded from the loss, the
+``unusable`` monitor counts it); such a span is a problem (verdict
+``unusable``) because it trains nothing. ``--min-motion`` defaults to
+``model.target_generator.min_motion`` there.
+
 Writes ``<out>`` (TSV: split, video, reason; warnings are prefixed
 ``warning:``) and exits 1 if anything would fail (warnings alone: exit 0).
 
@@ -46,11 +57,12 @@ sys.path.insert(0, ROOT)
 from mme_plugin.datasets.annotations import (AnnotationError,  # noqa: E402
                                              read_video_list)
 from mme_plugin.datasets.preflight import (SpanReport,  # noqa: E402
-                                           builds_targets, probe_videos)
+                                           builds_targets, config_min_motion,
+                                           device_targets, probe_videos)
 from mme_plugin.datasets.video_check import check_videos  # noqa: E402
 from mme_plugin.ops.motion_magnitude import DEFAULT_MIN_MOTION  # noqa: E402
 from mme_plugin.utils import (check_path_options,  # noqa: E402
-                              effective_pipeline, find_transform)
+                              effective_pipeline)
 from mmengine.config import DictAction  # noqa: E402
 
 Row = Tuple[str, str, str]
@@ -88,7 +100,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         help='pretraining configs: a span whose valid points move less than '
         'this (mean px per frame of the decoded video) is reported as giving '
         'near-zero targets (default: the config\'s BuildMMETargets.'
-        f'min_motion, else {DEFAULT_MIN_MOTION})')
+        'min_motion or model.target_generator.min_motion, else '
+        f'{DEFAULT_MIN_MOTION})')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, key=value pairs')
     return parser.parse_args(argv)
@@ -105,13 +118,22 @@ def judge(path: str, reports: List[SpanReport],
     first one's numbers."""
     num = len(reports)
     stop = [r for r in reports if r.error]
+    unusable = [r for r in reports if not r.error and r.unusable]
     still = [r for r in reports
-             if not r.error and r.motion < min_motion]
+             if not r.error and not r.unusable and r.motion < min_motion]
     problem = warning = None
+    found = []
     if stop:
         r = stop[0]
-        problem = (f'would stop training in {len(stop)} of {num} spans, '
-                   f'e.g. {_span_name(r, num)}: {r.numbers()}: {r.error}')
+        found.append(f'would stop training in {len(stop)} of {num} spans, '
+                     f'e.g. {_span_name(r, num)}: {r.numbers()}: {r.error}')
+    if unusable:
+        r = unusable[0]
+        found.append(f'unusable (its tokens are excluded from the loss) in '
+                     f'{len(unusable)} of {num} spans, e.g. '
+                     f'{_span_name(r, num)}: {r.numbers()}: {r.unusable}')
+    if found:
+        problem = '; '.join(found)
     if still:
         r = min(still, key=lambda x: x.motion)
         warning = (f'warning: near-zero targets in {len(still)} of {num} '
@@ -126,19 +148,23 @@ def _median(values: List[float]) -> float:
 
 
 def check_targets(split: str, ds, paths: List[str], args,
-                  table: List[str]) -> Tuple[List[Row], List[Row]]:
-    """Run the pretraining pipeline up to the targets on every video.
+                  table: List[str], model_cfg: Optional[Dict] = None
+                  ) -> Tuple[List[Row], List[Row]]:
+    """Run the pretraining pipeline up to the targets on every video
+    (device placement: then ``model_cfg``'s target generator).
 
     Returns:
         tuple: (problems, warnings) rows; the spans' numbers are appended
         to ``table`` (TSV lines).
     """
     pipeline = effective_pipeline(ds)
-    step = find_transform(pipeline, 'BuildMMETargets')
+    model = model_cfg if device_targets(pipeline, model_cfg) else None
     min_motion = args.min_motion if args.min_motion is not None else \
-        float(step.get('min_motion', DEFAULT_MIN_MOTION))
+        config_min_motion(pipeline, model)
+    where = ('PrepareMotionInputs, then the model\'s target_generator '
+             '(CPU)') if model else 'BuildMMETargets'
     print(f'[{split}] targets: {len(paths)} videos x {args.spans} spans '
-          'through the pipeline up to BuildMMETargets', flush=True)
+          f'through the pipeline up to {where}', flush=True)
 
     def progress(done: int, total: int, eta: float) -> None:
         if done == total or done % 20 == 0:
@@ -146,7 +172,8 @@ def check_targets(split: str, ds, paths: List[str], args,
                   flush=True)
 
     found: Dict[str, List[SpanReport]] = probe_videos(
-        paths, pipeline, args.spans, args.workers, progress=progress)
+        paths, pipeline, args.spans, args.workers, progress=progress,
+        model_cfg=model)
     print()
     problems, warnings = [], []
     for path in sorted(found):
@@ -156,6 +183,7 @@ def check_targets(split: str, ds, paths: List[str], args,
                 split, path, str(r.index + 1), f'{r.frames[0]}-{r.frames[1]}',
                 f'{r.cut_density:.4f}', f'{r.reliable:.4f}',
                 f'{r.motion:.4f}', 'stop' if r.error else
+                'unusable' if r.unusable else
                 'near-zero' if r.motion < min_motion else 'ok']))
         problem, warning = judge(path, reports, min_motion)
         if problem:
@@ -167,10 +195,12 @@ def check_targets(split: str, ds, paths: List[str], args,
           f'{_median([r.cut_density for r in spans]):.2f}, reliable points '
           f'{_median([r.reliable for r in spans]):.1%}, motion '
           f'{_median([r.motion for r in spans]):.3f} px/frame; '
-          f'{len(problems)} videos would stop training (the pipeline '
-          'refuses them; a dataset with skip_bad_samples replaces them, up '
-          f'to its limit), {len(warnings)} give near-zero targets',
-          flush=True)
+          + (f'{len(problems)} videos stop training or are unusable (the '
+             'model excludes their tokens from the loss)' if model else
+             f'{len(problems)} videos would stop training (the pipeline '
+             'refuses them; a dataset with skip_bad_samples replaces them, '
+             'up to its limit)') +
+          f', {len(warnings)} give near-zero targets', flush=True)
     return problems, warnings
 
 
@@ -227,11 +257,12 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         bad = check_videos(paths, need, args.workers, progress=progress)
         print()
         problems += [(split, p, r) for p, r in bad]
-        if args.spans > 0 and builds_targets(pipeline):
+        model_cfg = cfg.get('model')
+        if args.spans > 0 and builds_targets(pipeline, model_cfg):
             unreadable = {p for p, _ in bad}
             stop, still = check_targets(
                 split, ds, [p for p in paths if p not in unreadable], args,
-                table)
+                table, model_cfg)
             problems += stop
             warnings += still
     os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)

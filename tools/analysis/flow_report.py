@@ -16,6 +16,15 @@ measured without it (``docs/benchmarks.md`` explains each column):
   with the flow (lower = the flow explains the frames better);
 * ``cuts``: fraction of frame pairs flagged as shot cuts.
 
+The tool takes videos, not a config. Frames are resized to ``--size``
+before the flow, as the device placement of the shipped recipes
+(``pretrain_k400.py``, ``pretrain_ssv2.py``: ``model.target_generator``)
+computes it on the cropped and resized frames, with the release's
+Farneback in PyTorch, equal to ``farneback (release)`` here to float
+rounding (``docs/benchmarks.md``); that row stands for them. The worker
+placement (``pretrain_k400_worker.py`` and the DIS configs based on it)
+computes the flow on the decoded frames.
+
 Example:
     python tools/analysis/flow_report.py data/kinetics400/val/*.mp4 \
         --starts 4 --out work_dirs/flow_report.json

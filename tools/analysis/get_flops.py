@@ -7,12 +7,18 @@ FLOPs are counted with mmengine's ``FlopAnalyzer`` (1 multiply-add = 1 FLOP,
 the fvcore convention), with attention switched to mmaction's explicit
 softmax form (same math as SDPA, whose kernel the analyzer cannot count).
 
+For a config whose model computes the motion targets
+(``model.target_generator``, the device placement of ``pretrain_k400.py``)
+the generator's flow, tracking and checks are not counted here:
+``benchmarks/device_targets.py`` counts them and their share of a step.
+
 Example:
     python tools/analysis/get_flops.py configs/mme/pretrain_k400.py
 """
 import argparse
 import os.path as osp
 import sys
+from typing import Dict, Optional, Sequence
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
@@ -31,13 +37,20 @@ class _Masked(nn.Module):
         return self.backbone(x, mask=self.mask)
 
 
-def main() -> None:
-    """Entry point."""
+def main(argv: Optional[Sequence[str]] = None) -> Dict[str, float]:
+    """Entry point.
+
+    Args:
+        argv (Sequence[str], optional): Arguments (default: ``sys.argv``).
+
+    Returns:
+        dict: ``params`` and ``flops_all`` (and ``flops_visible`` for MME).
+    """
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('config')
     parser.add_argument('--mask-ratio', type=float, default=None,
                         help='default: the TubeMasking ratio of the config')
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     from mmengine.analysis import FlopAnalyzer
     from mmengine.config import Config
 
@@ -73,6 +86,7 @@ def main() -> None:
         full = count(bb, (x, ))
     print(f'backbone FLOPs, 1 x 3 x {frames} x {size} x {size}, all tokens: '
           f'{full / 1e9:.1f} G')
+    result = dict(params=float(total), flops_all=float(full))
     if type(model).__name__ == 'MME':
         ratio = args.mask_ratio
         if ratio is None:
@@ -88,6 +102,12 @@ def main() -> None:
             masked = count(_Masked(bb, mask), (x, ))
         print(f'backbone FLOPs, visible tokens only (mask {ratio}): '
               f'{masked / 1e9:.1f} G ({masked / full:.2f} of all tokens)')
+        result['flops_visible'] = float(masked)
+    if getattr(model, 'target_generator', None) is not None:
+        print('motion targets: computed by the model '
+              f'({type(model.target_generator).__name__}, device placement)'
+              ', not counted here; benchmarks/device_targets.py counts them')
+    return result
 
 
 if __name__ == '__main__':

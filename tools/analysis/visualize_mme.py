@@ -4,6 +4,12 @@ Runs a pretraining config's train pipeline on one or more videos and saves
 ``<out>/<video>.png`` (mask + trajectories per tube) and, with ``--gif``,
 ``<out>/<video>.gif`` (the dense frames of tube 0 with the tracked points).
 
+For a config whose model computes the targets (device placement:
+``PrepareMotionInputs`` and ``model.target_generator``, e.g.
+``pretrain_k400.py``) the pipeline runs up to ``PrepareMotionInputs`` and
+the model's target generator (built alone, on the CPU) gives the tracked
+positions, the per-point validity and the reject reasons.
+
 Example:
     python tools/analysis/visualize_mme.py \
         configs/mme/pretrain_tiny_synthetic.py \
@@ -13,6 +19,7 @@ import argparse
 import os
 import os.path as osp
 import sys
+from typing import Dict, Optional, Sequence
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
@@ -29,6 +36,21 @@ _STOP = ('BuildMMETargets', 'TubeMasking', 'FormatShape', 'PackActionInputs',
          'PackMMEInputs')
 
 
+def device_trajectories(cfg: Config, res: Dict) -> Dict:
+    """The model's target generator on one ``PrepareMotionInputs`` output:
+    adds ``traj_positions``, ``traj_point_valid``, ``traj_point_reason``
+    (with reliability checks) and ``dense_imgs`` (NumPy, one clip)."""
+    from mme_plugin.datasets.preflight import build_generator
+    gen = build_generator(cfg.model)
+    out = gen.compute(res['motion_frames'][None], res['motion_scale'][None])
+    res['dense_imgs'] = res['motion_frames'].numpy()
+    res['traj_positions'] = out['positions'][0].numpy()
+    res['traj_point_valid'] = out['point_valid'][0].numpy()
+    if 'point_reason' in out:
+        res['traj_point_reason'] = out['point_reason'][0].numpy()
+    return res
+
+
 def run(cfg: Config, video: str, out_dir: str, gif: bool,
         seed: int = 0) -> list:
     """Visualise one video; returns the written paths."""
@@ -42,16 +64,21 @@ def run(cfg: Config, video: str, out_dir: str, gif: bool,
         if t['type'].split('.')[-1] == 'ComputeFlow':
             t['cache_dir'] = None
     names = [t['type'].split('.')[-1] for t in steps]
-    if 'ComputeTrajectories' not in names:
+    device = 'PrepareMotionInputs' in names and bool(
+        cfg.model.get('target_generator'))
+    if 'ComputeTrajectories' not in names and not device:
         raise SystemExit(f'{cfg.filename}: no ComputeTrajectories in the '
-                         'train pipeline (a pixel-target config?)')
+                         'train pipeline and no PrepareMotionInputs with '
+                         'model.target_generator: no trajectories to draw '
+                         '(a pixel-target config?)')
     pre = Compose([t for t in steps
                    if t['type'].split('.')[-1] not in _STOP])
     mask_cfg = next(t for t in steps if t['type'].endswith('TubeMasking'))
     masking = Compose([mask_cfg])
     res = pre(dict(filename=video, label=-1, start_index=0, modality='RGB'))
+    if device:
+        res = device_trajectories(cfg, res)
     dense = res['dense_imgs']
-    res['traj_point_valid'] = res['traj_valid']
     res = masking(res)
     os.makedirs(out_dir, exist_ok=True)
     stem = osp.splitext(osp.basename(video))[0]
@@ -69,15 +96,19 @@ def run(cfg: Config, video: str, out_dir: str, gif: bool,
     return paths
 
 
-def main() -> None:
-    """Entry point."""
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    """Entry point.
+
+    Args:
+        argv (Sequence[str], optional): Arguments (default: ``sys.argv``).
+    """
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('config', help='pretraining config')
     parser.add_argument('videos', nargs='+', help='video files')
     parser.add_argument('--out', default='work_dirs/vis')
     parser.add_argument('--gif', action='store_true')
     parser.add_argument('--seed', type=int, default=0)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     register_all_modules()
     cfg = Config.fromfile(args.config)
     for video in args.videos:

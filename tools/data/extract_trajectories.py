@@ -8,11 +8,19 @@ are skipped; stale ones, whose video changed, are recomputed), runs several
 processes, prints progress with an ETA, and lists the videos it could not
 read in ``<cache>/failed.txt`` (exit code 1 if any).
 
+Only the worker placement reads a flow cache (``pretrain_k400_worker.py``
+and the configs based on it): the device placement (``pretrain_k400.py``,
+``pretrain_ssv2.py``: ``PrepareMotionInputs`` + ``model.target_generator``)
+computes the flow on the model, on the cropped and resized frames, while a
+cache holds the flows of the original frames; this tool refuses such a
+config and names the worker one.
+
 Example:
-    python tools/data/extract_trajectories.py configs/mme/pretrain_k400.py \
+    python tools/data/extract_trajectories.py \
+        configs/mme/pretrain_k400_worker.py \
         --cache-dir data/kinetics400/flow_cache --workers 16
     # then train with the cache:
-    tools/dist_train.sh configs/mme/pretrain_k400.py 8 --cfg-options \
+    tools/dist_train.sh configs/mme/pretrain_k400_worker.py 8 --cfg-options \
         train_dataloader.dataset.pipeline_edits.ComputeFlow.cache_dir=\
 data/kinetics400/flow_cache
 """
@@ -22,7 +30,7 @@ import os
 import os.path as osp
 import sys
 import time
-from typing import Optional, Tuple
+from typing import Optional, Sequence, Tuple
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
@@ -61,8 +69,21 @@ def find_flow_cfg(cfg) -> Tuple[dict, str, str]:
     while 'dataset' in ds:  # wrappers (RepeatDataset, ...)
         ds = ds.dataset
     from mme_plugin.utils import effective_pipeline
-    flows = [t for t in effective_pipeline(ds)
+    pipeline = effective_pipeline(ds)
+    flows = [t for t in pipeline
              if t['type'].split('.')[-1] == 'ComputeFlow']
+    device = any(t['type'].split('.')[-1] == 'PrepareMotionInputs'
+                 for t in pipeline)
+    if not flows and device:
+        raise SystemExit(
+            f'{cfg.filename}: the model computes the motion targets '
+            '(PrepareMotionInputs in the train pipeline, '
+            'model.target_generator): it computes the flow on the training '
+            'device from the cropped and resized frames, while a flow cache '
+            'holds flows of the original frames, which only the worker '
+            'placement reads. Nothing to precompute for this config; to '
+            'train from a flow cache use the worker placement, e.g. '
+            'configs/mme/pretrain_k400_worker.py (or a config based on it).')
     if not flows:
         raise SystemExit(f'{cfg.filename}: the train pipeline has no '
                          'ComputeFlow transform; nothing to precompute.')
@@ -72,8 +93,16 @@ def find_flow_cfg(cfg) -> Tuple[dict, str, str]:
     return flow, ds.ann_file, root
 
 
-def main() -> None:
-    """Entry point."""
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    """Entry point.
+
+    Args:
+        argv (Sequence[str], optional): Arguments (default: ``sys.argv``).
+
+    Raises:
+        SystemExit: A config without a flow cache (message), or code 1 when
+            a video failed.
+    """
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('config', help='pretraining config')
     parser.add_argument('--cache-dir', help='cache directory (default: the '
@@ -84,7 +113,7 @@ def main() -> None:
                                                            or 1))
     parser.add_argument('--limit', type=int, default=None,
                         help='only the first N videos (for a trial run)')
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     from mmengine.config import Config
     cfg = Config.fromfile(args.config)

@@ -237,7 +237,13 @@ class MotionTargetGenerator(nn.Module):
             with ``hog_inputs`` ``hog_frames`` (= ``frames``),
             ``hog_points`` ``[B, N, L + 1, gh, gw, 2]``, ``hog_valid``),
             plus ``positions``, ``motion``, ``valid_fraction`` and
-            ``finite`` per clip (not added to the samples).
+            ``finite`` per clip, ``point_valid`` ``[B, N, gh, gw]`` (per
+            point, after the reliability checks) and, with the checks,
+            ``cut_pairs`` ``[B, N, L]`` (dense frame pairs flagged as shot
+            cuts) and ``point_reason`` ``[B, N, gh, gw]`` (reject codes of
+            :data:`~mme_plugin.ops.REJECT_REASONS`, as the worker
+            placement's ``traj_point_reason``) (not added to the samples;
+            for the tools).
 
         Raises:
             ValueError: Frames of the wrong shape or dtype, or a step count
@@ -278,6 +284,16 @@ class MotionTargetGenerator(nn.Module):
                 grays, scale, self.release_compat, rel, self.target_cfg)
         return self._finish(out, frames)
 
+    def _point_valid(self, out: Dict[str, Tensor]) -> Tensor:
+        """``[B, N, gh, gw]`` per-point validity after the reliability
+        checks (the worker placement's ``traj_point_valid`` entering
+        ``BuildMMETargets``): in frame and, unless ``release_compat``
+        (which only counts the rejects), passing every check."""
+        valid = out['in_frame'].bool()
+        if self.release_compat or 'fb' not in out:
+            return valid
+        return valid & ~(out['fb'] | out['photo'] | out['cut'])
+
     def _finish(self, out: Dict[str, Tensor],
                 frames: Tensor) -> Dict[str, Tensor]:
         """Refuse unusable clips (all tokens invalid, values zero where
@@ -297,6 +313,10 @@ class MotionTargetGenerator(nn.Module):
                    positions=out['positions'], motion=motion,
                    valid_fraction=out['valid_fraction'],
                    finite=out['finite'])
+        if 'in_frame' in out:
+            res['point_valid'] = self._point_valid(out)
+        if 'cut_pairs' in out:
+            res.update(cut_pairs=out['cut_pairs'], point_reason=out['reason'])
         if self.hog_inputs:
             res.update(hog_frames=frames,
                        hog_points=out['positions'].float(),
