@@ -19,7 +19,18 @@ Rows (each measured, or ``not measured: <why>``):
   bitwise-equal losses and gradients;
 * ``loader/<recipe>``: clips/s the training pipeline of each pretraining
   recipe delivers with ``--workers`` workers (synthetic videos, flow on
-  the fly), against the clips/s the bf16 batch-64 step consumes.
+  the fly), per worker, against the clips/s the bf16 batch-64 step
+  consumes (``pretrain_k400`` / ``pretrain_ssv2``: the workers only decode,
+  crop and resize; issue #21's goal is >= 16 clips/s per worker);
+* ``targets/device/b<batch>``: the model's ``MotionTargetGenerator`` alone
+  (Farneback flow, tracking, checks, targets of the device placement,
+  ``configs/mme/pretrain_k400.py``) on a batch of generated clips: ms per
+  batch and per clip, peak memory;
+* ``step/device_targets/bfloat16/b<batch>`` and
+  ``step/videomae/bfloat16/b<batch>``: the training step with the targets
+  computed on the device against a VideoMAE step (pixel targets, the same
+  encoder and decoder) on the same batch; the first row's
+  ``vs_videomae`` is the ratio (issue #21's goal: at most 1.3).
 
 Prints a table and writes JSON (``--out``). ``--tiny`` runs the same code at
 tiny size on the CPU (the tiny synthetic model and recipe), the CUDA-only
@@ -52,8 +63,9 @@ import torch  # noqa: E402
 DTYPES = ('bfloat16', 'float16')
 FULL_BATCHES = (32, 64)
 TINY_BATCHES = (2, 4)
-PRETRAIN_RECIPES = ('pretrain_k400', 'pretrain_k400_dis',
-                    'pretrain_k400_dis_rep2', 'pretrain_ssv2')
+PRETRAIN_RECIPES = ('pretrain_k400', 'pretrain_k400_worker',
+                    'pretrain_k400_dis', 'pretrain_k400_dis_rep2',
+                    'pretrain_ssv2')
 NO_CUDA = 'not measured: no CUDA'
 
 
@@ -65,9 +77,13 @@ def row_names(tiny: bool) -> List[str]:
              'precision/cpu_bf16_vs_cpu_fp32',
              'precision/cuda_fp32_vs_cpu_fp32',
              'precision/cuda_bf16_vs_cpu_fp32', 'deterministic']
+    top = batches[-1]
+    rows += [f'targets/device/b{top}', f'step/device_targets/bfloat16/b{top}',
+             f'step/videomae/bfloat16/b{top}']
     rows += [f'loader/{r}' for r in PRETRAIN_RECIPES]
     if tiny:
-        rows.append('loader/pretrain_tiny_synthetic')
+        rows += ['loader/pretrain_tiny_synthetic',
+                 'loader/pretrain_tiny_synthetic_device']
     return rows
 
 
@@ -75,26 +91,61 @@ def row_names(tiny: bool) -> List[str]:
 
 
 class Setup:
-    """The model config and batch geometry of the check."""
+    """The model config and batch geometry of the check.
 
-    def __init__(self, tiny: bool) -> None:
-        from mmengine.config import Config
+    Args:
+        tiny (bool): The tiny synthetic model on the CPU.
+        targets (str): ``'worker'``: the targets built by the pipeline
+            (``pretrain_k400_worker.py``, HOG on the device); ``'device'``:
+            computed by the model from the dense frames
+            (``pretrain_k400.py``); ``'pixel'``: VideoMAE's pixel targets
+            with the same encoder and decoder.
+    """
+
+    def __init__(self, tiny: bool, targets: str = 'worker') -> None:
+        from mmengine.config import Config, ConfigDict
 
         from mme_plugin.utils import register_all_modules
         register_all_modules()
         self.tiny = tiny
-        name = 'pretrain_tiny_synthetic' if tiny else 'pretrain_k400'
+        self.targets = targets
+        name = {('worker', True): 'pretrain_tiny_synthetic',
+                ('worker', False): 'pretrain_k400_worker',
+                ('device', True): 'pretrain_tiny_synthetic_device',
+                ('device', False): 'pretrain_k400'}[
+                    ('device' if targets == 'device' else 'worker', tiny)]
         cfg = Config.fromfile(osp.join(ROOT, f'configs/mme/{name}.py'))
         self.model_cfg = cfg.model
-        if tiny:  # the recipes' placement: HOG on the device
+        if tiny and targets == 'worker':  # the recipes' placement: HOG on
+            # the device
             self.model_cfg.targets.hog.device_hog = dict(
                 type='PointHOG', cell_size=4, channels='gray')
+        if targets == 'pixel':
+            self.model_cfg.targets = ConfigDict(
+                pixel=dict(type='PixelTarget'))
+            self.model_cfg.target_generator = None
+        self._clips = None
         self.size, self.frames, self.patch = (64, 8, 8) if tiny else \
             (224, 16, 16)
         self.step = 4 if tiny else 8  # point grid step
         self.traj_len, self.mask_ratio = 4, (0.75 if tiny else 0.7)
-        hog = self.model_cfg.targets.hog
+        hog = self.model_cfg.targets.get('hog', {})
         self.gray = hog.get('channels', 'rgb') == 'gray'
+
+    def dense_frames(self, i: int) -> torch.Tensor:
+        """``[tubes, L + 1, S, S, 3]`` uint8 dense frames of a generated
+        clip (four distinct clips, reused): moving textured sprites, so the
+        flow, the checks and the targets do real work."""
+        if self._clips is None:
+            from mme_plugin.datasets.synthetic import render_clip
+            tubes, s = self.frames // 2, self.traj_len + 1
+            self._clips = []
+            for k in range(4):
+                frames, _ = render_clip(k * 2 + 1, tubes * s,
+                                        (self.size, self.size), seed=k)
+                self._clips.append(torch.from_numpy(
+                    frames.reshape(tubes, s, self.size, self.size, 3)))
+        return self._clips[i % len(self._clips)]
 
     def model(self, device: str, seed: int = 0):
         from mme_plugin.registry import MODELS
@@ -125,6 +176,15 @@ class Setup:
                 imgs=[None] * self.frames, img_shape=(self.size, self.size)))
             for key in ('mask', 'visible_idx', 'masked_idx'):
                 ds.set_field(res[key], key)
+            clip = torch.randint(0, 256, (1, 3, self.frames, self.size,
+                                          self.size), generator=g,
+                                 dtype=torch.uint8)
+            if self.targets != 'worker':
+                if self.targets == 'device':
+                    ds.set_field(self.dense_frames(i), 'motion_frames')
+                    ds.set_field(torch.ones(2), 'motion_scale')
+                items.append(dict(inputs=clip, data_samples=ds))
+                continue
             ds.set_field(torch.randn(n, traj_dim, generator=g),
                          'traj_target')
             ds.set_field(torch.rand(n, generator=g) > 0.1, 'traj_valid')
@@ -135,9 +195,6 @@ class Setup:
             pts = grid + torch.randn(tubes, s, gh, gh, 2, generator=g)
             ds.set_field(pts.float(), 'hog_points')
             ds.set_field(torch.ones(n, dtype=torch.bool), 'hog_valid')
-            clip = torch.randint(0, 256, (1, 3, self.frames, self.size,
-                                          self.size), generator=g,
-                                 dtype=torch.uint8)
             items.append(dict(inputs=clip, data_samples=ds))
         try:
             from mme_plugin.datasets.collate import mme_collate
@@ -220,13 +277,20 @@ def step_row(setup: Setup, device: str, dtype: str, batch: int,
             if device == 'cuda' else None)
     pre_ms = _timed(lambda: model.data_preprocessor(data, True), device,
                     steps)
+    gen_ms = hog_ms = 0.0
     with torch.no_grad():
         pre = model.data_preprocessor(data, True)
         samples = pre['data_samples']
+        gen = model.target_generator
+        if gen is not None:
+            gen_ms = _timed(lambda: gen(samples, torch.device(device)),
+                            device, steps)
+            samples = gen(samples, torch.device(device))
         _, masked = model.mask_indices(samples, torch.device(device))
-        unit = model.targets['hog']
-        hog_ms = _timed(lambda: unit(model, pre['inputs'], samples,
-                                     token_idx=masked), device, steps)
+        unit = model.targets['hog'] if 'hog' in model.targets else None
+        if unit is not None:
+            hog_ms = _timed(lambda: unit(model, pre['inputs'], samples,
+                                         token_idx=masked), device, steps)
     # syncs of one step; on the CPU every would-be sync, with the checks on
     # their accelerator schedule (read every check_interval steps)
     checks, loss_mod = model.batch_checks, model.loss_module
@@ -251,11 +315,36 @@ def step_row(setup: Setup, device: str, dtype: str, batch: int,
         status='measured', device=device, ms_per_step=ms,
         clips_per_s=batch / ms * 1000, peak_mem_gib=peak,
         copy_preprocess_share=pre_ms / ms, pointhog_share=hog_ms / ms,
+        device_targets_share=gen_ms / ms,
         syncs_per_step=fwd.syncs + 1 / checks.interval,
         syncs_where=fwd.summary(),
         optimizer_syncs_per_step=opt_c.syncs,
         note=(f'syncs: forward+backward {fwd.syncs}, plus the batch checks '
               f'read every {checks.interval} steps ({pending} pending)'))
+
+
+def device_targets_row(setup: Setup, device: str, batch: int,
+                       steps: int) -> Dict:
+    """The model's MotionTargetGenerator alone on a batch of generated
+    clips (``setup.targets == 'device'``)."""
+    model = setup.model(device)
+    gen = model.target_generator
+    data = setup.batch(batch)
+    with torch.no_grad():
+        samples = model.data_preprocessor(data, True)['data_samples']
+        dev = torch.device(device)
+        out = gen(samples, dev)  # warm-up
+        if device == 'cuda':
+            torch.cuda.reset_peak_memory_stats()
+        ms = _timed(lambda: gen(samples, dev), device, steps)
+    peak = (torch.cuda.max_memory_allocated() / 2**30
+            if device == 'cuda' else None)
+    stacked = out.stacked
+    return dict(status='measured', device=device, ms_per_batch=ms,
+                ms_per_clip=ms / batch, peak_mem_gib=peak,
+                flow_chunk=gen.flow_chunk,
+                traj_valid=float(stacked['traj_valid'].float().mean()),
+                unusable=float(stacked['traj_unusable'].mean()))
 
 
 def pointhog_row(setup: Setup, tf32: bool) -> Dict:
@@ -370,6 +459,8 @@ def loader_row(recipe: str, root: str, workers: int, batches: int,
     rate = clips / dt if dt > 0 and clips else None
     out = dict(status='measured' if rate else 'not measured: too few clips',
                workers=workers, clips_per_s=rate,
+               clips_per_s_per_worker=(rate / max(1, workers)
+                                       if rate else None),
                step_consumes_clips_per_s=consumed)
     if rate and consumed:
         out['feed_ratio'] = rate / consumed
@@ -441,6 +532,19 @@ def main(argv: Optional[List[str]] = None) -> Dict:
         rows[name]['seconds'] = round(time.perf_counter() - t0, 2)
         print(f'{name}: {_fmt(rows[name])}', flush=True)
     run('deterministic', lambda: deterministic_row(setup, device))
+    top = batches[-1]
+    dev_setup = Setup(args.tiny, 'device')
+    run(f'targets/device/b{top}',
+        lambda: device_targets_row(dev_setup, device, top, steps))
+    run(f'step/device_targets/bfloat16/b{top}',
+        lambda: step_row(dev_setup, device, 'bfloat16', top, steps))
+    run(f'step/videomae/bfloat16/b{top}',
+        lambda: step_row(Setup(args.tiny, 'pixel'), device, 'bfloat16', top,
+                         steps))
+    mme = rows[f'step/device_targets/bfloat16/b{top}']
+    vmae = rows[f'step/videomae/bfloat16/b{top}']
+    if mme.get('ms_per_step') and vmae.get('ms_per_step'):
+        mme['vs_videomae'] = mme['ms_per_step'] / vmae['ms_per_step']
 
     consumed = rows.get(f'step/bfloat16/b{batches[-1]}', {}).get(
         'clips_per_s')
@@ -454,10 +558,11 @@ def main(argv: Optional[List[str]] = None) -> Dict:
         lb = args.loader_batches or (1 if args.tiny else 3)
         workers = 0 if args.tiny else args.workers
         bs = 2 if args.tiny else max(1, args.workers // 2)
-        recipes = list(PRETRAIN_RECIPES) + (['pretrain_tiny_synthetic']
-                                            if args.tiny else [])
+        recipes = list(PRETRAIN_RECIPES) + (
+            ['pretrain_tiny_synthetic', 'pretrain_tiny_synthetic_device']
+            if args.tiny else [])
         for recipe in recipes:
-            if args.tiny and recipe != 'pretrain_tiny_synthetic':
+            if args.tiny and 'tiny' not in recipe:
                 rows[f'loader/{recipe}'] = dict(
                     status='not measured: --tiny (224 x 224 flow on the CPU '
                     'is slow; run without --tiny)')

@@ -35,3 +35,17 @@ def test_gpu_check_tiny_reports_every_row(tmp_path):
     assert rows['deterministic']['bitwise_equal'] is True
     assert rows['precision/cpu_bf16_vs_cpu_fp32']['grad_cosine'] > 0.99
     assert rows['loader/pretrain_tiny_synthetic']['clips_per_s'] > 0
+    # issue #21's rows: the device placement's targets and step against
+    # VideoMAE's on the same batch
+    dev = rows['loader/pretrain_tiny_synthetic_device']
+    assert dev['status'] == 'measured' and dev['clips_per_s'] > 0
+    targets = rows['targets/device/b4']
+    assert targets['status'] == 'measured', targets
+    assert targets['ms_per_clip'] > 0 and targets['traj_valid'] > 0.3
+    assert targets['unusable'] < 0.5
+    mme = rows['step/device_targets/bfloat16/b4']
+    vmae = rows['step/videomae/bfloat16/b4']
+    assert mme['status'] == vmae['status'] == 'measured', (mme, vmae)
+    assert 0 < mme['device_targets_share'] < 1
+    assert vmae['device_targets_share'] == 0 and vmae['pointhog_share'] == 0
+    assert mme['vs_videomae'] == mme['ms_per_step'] / vmae['ms_per_step']
