@@ -136,6 +136,36 @@ def call_tool(path: str, argv: List[str], capsys,
     return run
 
 
+def write_probe_clips(root, frames: int = 48) -> str:
+    """Write the pre-flight probe's three clips under ``root`` and return it.
+
+    ``normal.mp4`` (a sprite moving), ``cut.mp4`` (two clips spliced with a
+    hard cut every 3 frames) and ``still.mp4`` (one textured frame
+    repeated), 64 x 64, lossless, with the lists ``all.txt`` (all three)
+    and ``no_cut.txt`` (without the cut clip). 48 frames exceed the 29-frame
+    span of the tiny configs, giving 3 distinct spans.
+    """
+    import numpy as np
+
+    from mme_plugin.datasets.synthetic import random_texture, render_clip
+    from mme_plugin.io import write_video
+    root = str(root)
+    a, _ = render_clip(0, frames, (64, 64), seed=1)
+    b, _ = render_clip(3, frames, (64, 64), seed=2)
+    write_video(osp.join(root, 'normal.mp4'), a, lossless=True)
+    cut = np.stack([a[t] if (t // 3) % 2 == 0 else b[t]
+                    for t in range(frames)])
+    write_video(osp.join(root, 'cut.mp4'), cut, lossless=True)
+    tex = random_texture(np.random.default_rng(3), 64, 64)
+    write_video(osp.join(root, 'still.mp4'), np.stack([tex] * frames),
+                lossless=True)
+    with open(osp.join(root, 'all.txt'), 'w') as f:
+        f.write('normal.mp4 0\ncut.mp4 1\nstill.mp4 2\n')
+    with open(osp.join(root, 'no_cut.txt'), 'w') as f:
+        f.write('normal.mp4 0\nstill.mp4 2\n')
+    return root
+
+
 def run_logs(work_dir: str) -> str:
     """The text of every mmengine run log under ``work_dir``."""
     text = ''

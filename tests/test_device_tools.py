@@ -16,15 +16,14 @@ from mmengine.config import Config
 from mme_plugin.datasets.preflight import (TargetProbe, build_generator,
                                            config_min_motion,
                                            device_targets)
-from mme_plugin.datasets.synthetic import random_texture, render_clip
+from mme_plugin.datasets.synthetic import render_clip
 from mme_plugin.datasets.transforms import (CheckTrajectoryReliability,
                                             ComputeFlow, ComputeTrajectories)
-from mme_plugin.io import write_video
 from mme_plugin.ops import REJECT_REASONS
 from mme_plugin.utils import effective_pipeline, register_all_modules
 from mme_plugin.utils.config_checks import ConfigCheckError, check_config
 
-from .conftest import call_tool, data_options
+from .conftest import call_tool, data_options, write_probe_clips
 
 register_all_modules()
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -49,19 +48,8 @@ def clips(tmp_path_factory):
     """``normal.mp4`` (a sprite moving), ``cut.mp4`` (two clips spliced
     with a hard cut every 3 frames) and ``still.mp4`` (one textured frame
     repeated), 64 x 64, lossless, with lists."""
-    root = tmp_path_factory.mktemp('device_tools')
-    a, _ = render_clip(0, FRAMES, (64, 64), seed=1)
-    b, _ = render_clip(3, FRAMES, (64, 64), seed=2)
-    write_video(str(root / 'normal.mp4'), a, lossless=True)
-    cut = np.stack([a[t] if (t // 3) % 2 == 0 else b[t]
-                    for t in range(FRAMES)])
-    write_video(str(root / 'cut.mp4'), cut, lossless=True)
-    tex = random_texture(np.random.default_rng(3), 64, 64)
-    write_video(str(root / 'still.mp4'), np.stack([tex] * FRAMES),
-                lossless=True)
-    (root / 'all.txt').write_text('normal.mp4 0\ncut.mp4 1\nstill.mp4 2\n')
-    (root / 'no_cut.txt').write_text('normal.mp4 0\nstill.mp4 2\n')
-    return str(root)
+    return write_probe_clips(tmp_path_factory.mktemp('device_tools'),
+                             FRAMES)
 
 
 def _options(root, ann):

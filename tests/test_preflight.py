@@ -14,14 +14,14 @@ from mmengine.config import Config
 from mmengine.registry import FUNCTIONS
 
 from mme_plugin.datasets.preflight import TargetProbe, span_offsets
-from mme_plugin.datasets.synthetic import random_texture, render_clip
 from mme_plugin.datasets.transforms import motion_targets
-from mme_plugin.io import write_video
 from mme_plugin.ops.motion_magnitude import (DEFAULT_MIN_MOTION,
                                              motion_magnitude)
 from mme_plugin.registry import MODELS, TRANSFORMS
 from mme_plugin.utils import (effective_pipeline, flow_cache_options,
                               register_all_modules)
+
+from .conftest import write_probe_clips
 
 register_all_modules()
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -40,19 +40,8 @@ def clips(tmp_path_factory):
     """``normal.mp4`` (a sprite moving right), ``cut.mp4`` (two clips
     spliced with a hard cut every 3 frames) and ``still.mp4`` (one textured
     frame repeated), 64 x 64, lossless, with a list naming all three."""
-    root = tmp_path_factory.mktemp('preflight')
-    a, _ = render_clip(0, FRAMES, (64, 64), seed=1)
-    b, _ = render_clip(3, FRAMES, (64, 64), seed=2)
-    write_video(str(root / 'normal.mp4'), a, lossless=True)
-    cut = np.stack([a[t] if (t // 3) % 2 == 0 else b[t]
-                    for t in range(FRAMES)])
-    write_video(str(root / 'cut.mp4'), cut, lossless=True)
-    tex = random_texture(np.random.default_rng(3), 64, 64)
-    write_video(str(root / 'still.mp4'), np.stack([tex] * FRAMES),
-                lossless=True)
-    (root / 'all.txt').write_text('normal.mp4 0\ncut.mp4 1\nstill.mp4 2\n')
-    (root / 'no_cut.txt').write_text('normal.mp4 0\nstill.mp4 2\n')
-    return str(root)
+    return write_probe_clips(tmp_path_factory.mktemp('preflight'),
+                             FRAMES)
 
 
 def _options(root: str, ann: str):
