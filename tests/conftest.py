@@ -41,6 +41,37 @@ def synthetic_root(tmp_path_factory) -> str:
     return root
 
 
+@pytest.fixture(autouse=True)
+def _forget_runner_singletons():
+    """Forget the mmengine singletons (visualizer, logger, message hub) a
+    test's runners created, when the test ends.
+
+    mmengine keys them by experiment name, ``<config>_<timestamp>`` to the
+    second: two runners of one config built in one process within a second
+    (tests calling the tools in-process) shared the first one's visualizer,
+    whose save dir was the earlier test's, and the later run died writing
+    its config there (seen in the full suite: ``tools/test.py`` on
+    ``finetune_tiny_synthetic.py`` twice in a row). Instances that existed
+    before the test (module fixtures) are kept.
+    """
+    from mmengine.logging import MessageHub, MMLogger
+    from mmengine.visualization import Visualizer
+
+    def managed():
+        classes, todo = [], [Visualizer, MMLogger, MessageHub]
+        while todo:  # subclasses have their own instance dicts
+            cls = todo.pop()
+            classes.append(cls)
+            todo.extend(cls.__subclasses__())
+        return classes
+
+    before = {cls: set(cls._instance_dict) for cls in managed()}
+    yield
+    for cls in managed():
+        for name in set(cls._instance_dict) - before.get(cls, set()):
+            del cls._instance_dict[name]
+
+
 def data_options(root: str) -> List[str]:
     """``--cfg-options`` that point every split of a config at ``root``."""
     opts = []
