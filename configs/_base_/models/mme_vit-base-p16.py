@@ -2,7 +2,8 @@
 # positions, q/v biases, decoder 1 block x 192 dims x 6 heads, MLP heads.
 # The targets declare their sizes (the decoder heads are sized from them):
 # traj = 2 coords x L steps x 2x2 points; hog = steps x 2x2 cells x 3
-# channels x 9 bins (steps = L + 1 along the trajectory).
+# channels x 9 bins (steps = L + 1 along the trajectory). L = 4 is K400's;
+# a recipe sets its dataset's (the cross term of configs/mme/pretrain_*.py).
 _base_ = ['./vit-base-p16.py']
 
 model = dict(
