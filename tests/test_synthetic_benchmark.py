@@ -82,7 +82,7 @@ def test_a_method_is_ranked_only_if_every_loss_left_its_level_every_seed(
     assert 'chance 12.5 % (standard error 1.7 points at chance)' in table
     # results written before the spread was measured say so
     assert '| random init | 13.8 +- 1.8 | 13.8 +- 1.8 | not measured | ' \
-        'not measured | reference |' in table
+        'not measured | not measured | reference |' in table
     results[0]['probe']['mme'].update(relative_spread=0.05,
                                       participation_ratio=1.5)
     results[1]['probe']['mme'].update(relative_spread=0.07,
@@ -97,6 +97,23 @@ def test_a_method_is_ranked_only_if_every_loss_left_its_level_every_seed(
                                       sv_ratio=[2.0, 4.0])
     assert '| 0.060 (2.0) | 0.960 (5.0) | informative |' in sb.summarize(
         results, ['videomae', 'mme'], num_test=400)
+    # the motion-regression read-out: mean R^2 (translation R^2)
+    results[0]['probe']['mme'].update(motion_r2=0.1, translation_r2=0.3)
+    results[1]['probe']['mme'].update(motion_r2=0.3, translation_r2=0.5)
+    assert '| 0.20 (0.40) | 0.060 (2.0) |' in sb.summarize(
+        results, ['videomae', 'mme'], num_test=400)
+    # the supervised encoder gets its row once every seed probed it
+    results[0]['probe']['supervised'] = dict(test_acc=0.5, train_acc=0.9,
+                                             motion_r2=0.5,
+                                             translation_r2=0.55)
+    assert 'positive control' not in sb.summarize(
+        results, ['videomae', 'mme'], num_test=400)
+    results[1]['probe']['supervised'] = dict(test_acc=0.6, train_acc=0.9,
+                                             motion_r2=0.7,
+                                             translation_r2=0.65)
+    assert '| supervised | 55.0 +- 7.1 | 90.0 +- 0.0 | 0.60 (0.60) | ' \
+        'not measured | not measured | positive control' in sb.summarize(
+            results, ['videomae', 'mme'], num_test=400)
 
 
 def test_final_checkpoint_is_probed_once_per_seed(sb, tmp_path,
@@ -171,7 +188,8 @@ def test_rescore_run_writes_rescored_results(sb, tmp_path, monkeypatch):
             acc = 0.5 if ck and ck.endswith('epoch_20.pth') else 0.125
             return dict(test_acc=acc, train_acc=acc, relative_spread=0.2,
                         participation_ratio=3.0, constant_share=0.5,
-                        sv_ratio=[2.5, 3.0])
+                        sv_ratio=[2.5, 3.0], motion_r2=0.25,
+                        translation_r2=0.5)
 
     monkeypatch.setattr(jobs, 'Probe', FakeProbe)
     sb.rescore_run(str(tmp_path), 'unused', [], num_test=400)
@@ -179,8 +197,8 @@ def test_rescore_run_writes_rescored_results(sb, tmp_path, monkeypatch):
     loss = out['results'][0]['pretrain']['mme']['losses']['traj']
     assert loss['ratio'] == pytest.approx(0.95 / 1.9)
     table = (tmp_path / 'results_rescored.md').read_text()
-    assert '| mme | 50.0 | 50.0 | 0.200 (3.0) | 0.500 (3.0) | ' \
-        'informative |' in table
+    assert '| mme | 50.0 | 50.0 | 0.25 (0.50) | 0.200 (3.0) | 0.500 (3.0) ' \
+        '| informative |' in table
 
 
 def test_probe_reports_the_collapse_measures_of_the_test_tokens(sb):
@@ -206,6 +224,8 @@ def test_probe_reports_the_collapse_measures_of_the_test_tokens(sb):
 
     probe = object.__new__(sb.Probe)
     probe.data = dict(train=split(8), val=split(6))
+    probe.velocity = dict(train=torch.randn(8, 4, dtype=torch.float64),
+                          val=torch.randn(6, 4, dtype=torch.float64))
     probe.encoder = lambda ckpt, seed: enc
     tokens = []
     h = enc.blocks[-1].register_forward_hook(
@@ -217,7 +237,8 @@ def test_probe_reports_the_collapse_measures_of_the_test_tokens(sb):
     assert out['constant_share'] == pytest.approx(constant_share(val))
     assert out['constant_share'] < 0.9
     assert out['sv_ratio'] == pytest.approx(block_sv_ratios(enc.blocks))
-    assert {'test_acc', 'relative_spread', 'participation_ratio'} <= set(out)
+    assert {'test_acc', 'relative_spread', 'participation_ratio',
+            'motion_r2', 'translation_r2', 'r2_vx'} <= set(out)
     fc2 = enc.blocks[-1].mlp.layers[1]
     with torch.no_grad():
         fc2.weight.zero_()

@@ -86,9 +86,11 @@ def run_seed(r: BenchmarkRun, probe: ProbeFn, methods: List[str], seed: int,
             res.setdefault('long', {})[method] = downstream(
                 r, seed, method, ckpts[-1])
     if supervised:  # the last checkpoint: no validation
+        work = osp.join(r.work_dir, f'seed{seed}', 'supervised')
         res['supervised'] = _train_and_test(
-            r, f'seed{seed}_supervised', SUPERVISED,
-            osp.join(r.work_dir, f'seed{seed}', 'supervised'), seed, [])
+            r, f'seed{seed}_supervised', SUPERVISED, work, seed, [])
+        # its encoder through the same probes: the positive control
+        res['probe']['supervised'] = probe(checkpoints(work)[-1], seed)
     return res
 
 

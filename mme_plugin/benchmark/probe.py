@@ -1,5 +1,5 @@
-"""Logistic-regression probes of frozen encoders on the generated
-dataset."""
+"""Probes of frozen encoders on the generated dataset: logistic regression
+to the class, ridge regression to the exact motion."""
 import os.path as osp
 from typing import Dict, Optional
 
@@ -9,7 +9,8 @@ __all__ = ['Probe']
 
 
 class Probe:
-    """Logistic-regression probes of frozen encoders on the dataset.
+    """Probes of frozen encoders on the dataset: a logistic probe of the
+    class and a ridge probe of the exact motion.
 
     The encoder is the supervised recipe's stock ``VisionTransformer``; the
     clips go through its one-view val pipeline.
@@ -19,8 +20,10 @@ class Probe:
     """
 
     def __init__(self, data_root: str) -> None:
+        import torch
         from mmengine.config import Config
 
+        from mme_plugin.datasets.synthetic import load_clip_velocities
         from mme_plugin.registry import DATASETS
         from mme_plugin.utils import register_all_modules
         register_all_modules()
@@ -33,6 +36,11 @@ class Probe:
             ds.data_prefix = dict(video=data_root)
             ds.pipeline = cfg.val_dataloader.dataset.pipeline  # 1 view
             self.data[split] = DATASETS.build(ds)
+        # the clips' exact motion, for the motion-regression probe
+        self.velocity = {
+            split: torch.from_numpy(load_clip_velocities(data_root, split))
+            for split in ('train', 'val')
+        }
 
     def encoder(self, ckpt: Optional[str], seed: int):
         """A stock VisionTransformer: random init (seeded) or the
@@ -79,7 +87,10 @@ class Probe:
             seed: The init's seed.
 
         Returns:
-            dict: Train and test accuracy of the probe, how much the test
+            dict: Train and test accuracy of the probe, the R^2 of a ridge
+            regression from the same features to the clips' exact motion
+            (:func:`~mme_plugin.evaluation.ridge_r2`: ``motion_r2``,
+            ``translation_r2``, per component), how much the test
             features vary between clips
             (:func:`~mme_plugin.evaluation.feature_spread`), and the
             collapse measures (:mod:`mme_plugin.evaluation.collapse`): the
@@ -88,7 +99,8 @@ class Probe:
         """
         from mme_plugin.evaluation import (ConstantShareMeter,
                                            block_sv_ratios, extract_features,
-                                           feature_spread, logistic_probe)
+                                           feature_spread, logistic_probe,
+                                           ridge_r2)
         enc = self.encoder(ckpt, seed)
         xtr, ytr = extract_features(enc, self.data['train'])
         meter = ConstantShareMeter()
@@ -98,6 +110,9 @@ class Probe:
             xte, yte = extract_features(enc, self.data['val'])
         finally:
             handle.remove()
-        return dict(logistic_probe(xtr, ytr, xte, yte), **feature_spread(xte),
+        return dict(logistic_probe(xtr, ytr, xte, yte),
+                    **ridge_r2(xtr, self.velocity['train'], xte,
+                               self.velocity['val']),
+                    **feature_spread(xte),
                     constant_share=meter.value,
                     sv_ratio=block_sv_ratios(enc.blocks))

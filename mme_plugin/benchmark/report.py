@@ -16,6 +16,11 @@ INFORMATIVE = 0.9
 AT_LEVEL = 0.98
 
 _NOTES = (
+    'Motion R^2: ridge regression (strength by leave-one-out on the train '
+    'clips) from the same frozen features to each clip\'s exact motion '
+    '(vx, vy, rotation, scale rate; the generator\'s), R^2 on the test '
+    'clips averaged over the 4 (in brackets over vx, vy); 0 = no better '
+    'than the mean. '
     'Feature spread: across-clip standard deviation of the pooled test '
     'features over their norm (0 = the same feature for every clip, i.e. '
     'collapse); participation ratio: the number of directions they vary '
@@ -131,9 +136,21 @@ def _share_cell(probes: List[Dict]) -> str:
     return f'{np.mean(sh):.3f} ({np.mean(sv):.1f})'
 
 
+def _motion_cell(probes: List[Dict]) -> str:
+    """Mean motion-regression R^2 (translation R^2), if measured."""
+    import numpy as np
+    mo = [p.get('motion_r2') for p in probes]
+    tr = [p.get('translation_r2') for p in probes]
+    if None in mo + tr:
+        return 'not measured'
+    return f'{np.mean(mo):.2f} ({np.mean(tr):.2f})'
+
+
 def _status(enc: str, verdict: Verdicts) -> str:
     if enc == 'random init':
         return 'reference'
+    if enc == 'supervised':
+        return 'positive control (trained on the labels)'
     ok, why = verdict[enc]
     return 'informative' if ok else f'uninformative ({why})'
 
@@ -143,15 +160,20 @@ def _probe_table(results: List[Dict], methods: List[str],
     """One row per frozen encoder: probe accuracies and collapse
     measures."""
     lines = ['| encoder (frozen) | logistic probe, test top-1 (%) | '
-             'train top-1 (%) | feature spread (participation ratio) | '
+             'train top-1 (%) | motion R^2 (translation R^2) | '
+             'feature spread (participation ratio) | '
              'constant share (max top/median singular value) | status |',
-             '|---|---|---|---|---|---|']
-    for enc in ['random init'] + methods:
+             '|---|---|---|---|---|---|---|']
+    # the supervised encoder's row where it was trained (and probed)
+    sup = ['supervised'] if all('supervised' in x['probe']
+                                for x in results) else []
+    for enc in ['random init'] + methods + sup:
         probes = [x['probe'][enc] for x in results]
         te = mean_sd([p['test_acc'] for p in probes])
         tr = mean_sd([p['train_acc'] for p in probes])
-        lines.append(f'| {enc} | {te} | {tr} | {_spread_cell(probes)} | '
-                     f'{_share_cell(probes)} | {_status(enc, verdict)} |')
+        lines.append(f'| {enc} | {te} | {tr} | {_motion_cell(probes)} | '
+                     f'{_spread_cell(probes)} | {_share_cell(probes)} | '
+                     f'{_status(enc, verdict)} |')
     return lines
 
 

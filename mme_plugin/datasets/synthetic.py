@@ -10,6 +10,7 @@ cannot be classified above chance.
 The generator also returns the exact affine motion of the sprite, so tests can
 compare trajectories against a known answer.
 """
+import json
 import os
 import os.path as osp
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -21,8 +22,12 @@ from mme_plugin.io.video import write_video
 
 __all__ = [
     'MOTION_CLASSES', 'render_clip', 'write_video', 'make_synthetic_dataset',
-    'random_texture'
+    'random_texture', 'clip_velocity', 'load_clip_velocities'
 ]
+
+#: Per split, ``{clip path relative to the root: [label, speed]}``, written
+#: next to the lists by :func:`make_synthetic_dataset`.
+MOTION_FILE = 'motion.json'
 
 #: Class names, in label order.
 MOTION_CLASSES: Tuple[str, ...] = ('move_right', 'move_left', 'move_up',
@@ -108,6 +113,59 @@ def _motion_params(label: int, t: float, speed: float,
     return dx, dy, angle, scale
 
 
+def clip_velocity(label: int, speed: float) -> Tuple[float, ...]:
+    """The exact motion of a clip's sprite per frame, as 4 numbers.
+
+    Args:
+        label (int): Index into :data:`MOTION_CLASSES`.
+        speed (float): The clip's speed (``render_clip``'s ``info``).
+
+    Returns:
+        tuple: ``(vx, vy)`` in px per frame (image axes, y down), the
+        rotation in degrees per frame (counter-clockwise positive) and the
+        scale rate ``100 * log(scale per frame)``.
+    """
+    dx, dy, angle, scale = _motion_params(label, 1.0, speed)
+    return dx, dy, angle, 100.0 * float(np.log(scale))
+
+
+def load_clip_velocities(root: str, split: str) -> np.ndarray:
+    """The :func:`clip_velocity` of every clip of ``<root>/<split>.txt``,
+    in list order.
+
+    Args:
+        root (str): A dataset written by :func:`make_synthetic_dataset`.
+        split (str): The list's name, e.g. ``'train'``.
+
+    Returns:
+        np.ndarray: ``[N, 4]`` float64.
+
+    Raises:
+        FileNotFoundError: ``motion.json`` is missing (a dataset written
+            before it existed: run ``tools/data/make_synthetic.py`` on the
+            root again, which keeps the clips and writes it).
+        KeyError: A listed clip has no entry.
+    """
+    path = osp.join(root, MOTION_FILE)
+    if not osp.isfile(path):
+        raise FileNotFoundError(
+            f'{path} not found: run tools/data/make_synthetic.py {root} '
+            'again (it keeps the clips and writes the motion of each)')
+    with open(path) as f:
+        motion = json.load(f)[split]
+    rows = []
+    with open(osp.join(root, f'{split}.txt')) as f:
+        for line in f:
+            if line.strip():
+                rel = line.split()[0]
+                if rel not in motion:
+                    raise KeyError(f'{rel} (in {split}.txt) has no entry in '
+                                   f'{path}: run tools/data/make_synthetic.py'
+                                   f' {root} again')
+                rows.append(clip_velocity(*motion[rel]))
+    return np.asarray(rows, dtype=np.float64)
+
+
 def render_clip(label: int,
                 num_frames: int = 32,
                 size: Tuple[int, int] = (64, 64),
@@ -191,7 +249,9 @@ def make_synthetic_dataset(
 
     Each line of ``<root>/<split>.txt`` is ``<split>/<name>.mp4 <label>``
     relative to ``root``. Existing clips with the same name are kept, so an
-    interrupted run can be resumed.
+    interrupted run can be resumed.  ``<root>/motion.json`` records each clip's
+    label and speed (:func:`load_clip_velocities` turns them into the
+    clips' exact motion).
 
     Args:
         root (str): Output directory.
@@ -212,19 +272,24 @@ def make_synthetic_dataset(
     total = sum(num_per_class.values()) * len(classes)
     done = 0
     lists = []
+    motion: Dict[str, Dict[str, list]] = {}
     for s_idx, (split, n) in enumerate(sorted(num_per_class.items())):
         lines = []
         for label in classes:
             for i in range(n):
                 rel = f'{split}/{MOTION_CLASSES[label]}_{i:04d}.mp4'
                 path = osp.join(root, rel)
+                clip_seed = int(
+                    np.random.SeedSequence([seed, s_idx, label,
+                                            i]).generate_state(1)[0])
                 if not osp.isfile(path):
-                    clip_seed = int(
-                        np.random.SeedSequence([seed, s_idx, label,
-                                                i]).generate_state(1)[0])
-                    frames, _ = render_clip(label, num_frames, size, clip_seed)
+                    frames, info = render_clip(label, num_frames, size,
+                                               clip_seed)
                     write_video(path + '.tmp.mp4', frames, lossless=True)
                     os.replace(path + '.tmp.mp4', path)
+                else:  # kept: the speed is drawn before any frame
+                    _, info = render_clip(label, 1, size, clip_seed)
+                motion.setdefault(split, {})[rel] = [label, info['speed']]
                 lines.append(f'{rel} {label}')
                 done += 1
                 if progress is not None:
@@ -235,4 +300,8 @@ def make_synthetic_dataset(
         lists.append(ann)
     with open(osp.join(root, 'classes.txt'), 'w') as f:
         f.write('\n'.join(MOTION_CLASSES[c] for c in classes) + '\n')
+    with open(osp.join(root, MOTION_FILE + '.tmp'), 'w') as f:
+        json.dump(motion, f)
+    os.replace(osp.join(root, MOTION_FILE + '.tmp'),
+               osp.join(root, MOTION_FILE))
     return lists
