@@ -52,7 +52,9 @@ def _forget_runner_singletons():
     whose save dir was the earlier test's, and the later run died writing
     its config there (seen in the full suite: ``tools/test.py`` on
     ``finetune_tiny_synthetic.py`` twice in a row). Instances that existed
-    before the test (module fixtures) are kept.
+    before the test (module fixtures) are kept. ``DefaultScope`` instances
+    are left alone: a shared one only names the same registry scope, and
+    later registry builds may rely on the current one.
     """
     from mmengine.logging import MessageHub, MMLogger
     from mmengine.visualization import Visualizer

@@ -1,6 +1,5 @@
 """MME / VideoMAE pretraining end to end, and the full-size recipes."""
 import os.path as osp
-import sys
 from glob import glob
 
 import numpy as np
@@ -14,7 +13,7 @@ from mme_plugin.io import write_video
 from mme_plugin.registry import MODELS
 from mme_plugin.utils import effective_pipeline, register_all_modules
 
-from .conftest import FAST_LOADER, read_scalars, run_tool
+from .conftest import FAST_LOADER, call_tool, read_scalars
 
 # ComputeFlow's arguments by type, not position (CheckedVideoDataset's
 # pipeline_edits)
@@ -28,10 +27,10 @@ FLOW_EDIT = 'train_dataloader.dataset.pipeline_edits.ComputeFlow'
     ('configs/mme/hog_tiny_synthetic.py', ('loss_hog', )),
 ])
 def test_two_iteration_pretraining_trains_on_real_targets(
-        synthetic_root, tmp_path, config, terms):
+        synthetic_root, tmp_path, config, terms, capsys):
     work = str(tmp_path / 'work')
-    run_tool([
-        sys.executable, 'tools/train.py', config, '--work-dir', work,
+    call_tool('tools/train.py', [
+        config, '--work-dir', work,
         '--cfg-options', *[o for o in FAST_LOADER if o.startswith('train')],
         'train_cfg.max_epochs=2',
         'default_hooks.logger.interval=1', 'train_dataloader.batch_size=12',
@@ -41,7 +40,7 @@ def test_two_iteration_pretraining_trains_on_real_targets(
             f'{FLOW_EDIT}.cache_dir={tmp_path}/fc',
             f'{FLOW_EDIT}.data_root={synthetic_root}'
         ))
-    ])
+    ], capsys)
     rows = [r for r in read_scalars(work) if 'loss' in r]
     assert len(rows) == 4  # 24 clips / 12 per batch x 2 epochs
     for r in rows:
@@ -116,7 +115,7 @@ def test_recipe_builds_and_its_pipeline_runs(config, long_clip):
 
 
 def test_pretraining_with_hog_computed_on_the_device(synthetic_root,
-                                                     tmp_path):
+                                                     tmp_path, capsys):
     """The recipes' placement (PrepareHOGInputs + the hog target's
     device_hog) through the stock runner: frames and points are collated,
     moved to the device and turned into non-zero HOG targets."""
@@ -133,8 +132,8 @@ def test_pretraining_with_hog_computed_on_the_device(synthetic_root,
     cfg_path = tmp_path / 'device_hog.py'
     cfg.dump(str(cfg_path))
     work = str(tmp_path / 'work')
-    run_tool([
-        sys.executable, 'tools/train.py', str(cfg_path), '--work-dir', work,
+    call_tool('tools/train.py', [
+        str(cfg_path), '--work-dir', work,
         '--cfg-options', *[o for o in FAST_LOADER if o.startswith('train')],
         'train_cfg.max_epochs=1', 'default_hooks.logger.interval=1',
         'train_dataloader.batch_size=12',
@@ -142,7 +141,7 @@ def test_pretraining_with_hog_computed_on_the_device(synthetic_root,
         f'train_dataloader.dataset.data_prefix.video={synthetic_root}',
         f'{FLOW_EDIT}.cache_dir={tmp_path}/fc',
         f'{FLOW_EDIT}.data_root={synthetic_root}'
-    ])
+    ], capsys)
     rows = [r for r in read_scalars(work) if 'loss' in r]
     assert len(rows) == 2
     for r in rows:

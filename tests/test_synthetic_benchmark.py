@@ -102,17 +102,22 @@ def test_a_method_is_ranked_only_if_every_loss_left_its_level_every_seed(
     results[1]['probe']['mme'].update(motion_r2=0.3, translation_r2=0.5)
     assert '| 0.20 (0.40) | 0.060 (2.0) |' in sb.summarize(
         results, ['videomae', 'mme'], num_test=400)
-    # the supervised encoder gets its row once every seed probed it
-    results[0]['probe']['supervised'] = dict(test_acc=0.5, train_acc=0.9,
-                                             motion_r2=0.5,
-                                             translation_r2=0.55)
+    # the supervised encoder's row, over the seeds that trained it (the
+    # main job: seed 0 only)
     assert 'positive control' not in sb.summarize(
         results, ['videomae', 'mme'], num_test=400)
+    results[0]['probe']['supervised'] = dict(test_acc=0.5, train_acc=0.9,
+                                             motion_r2=0.5,
+                                             translation_r2=0.55,
+                                             within_class_r2=0.25)
+    assert '| supervised (seeds [0]) | 50.0 | 90.0 | 0.50 (0.55) / 0.25 | ' \
+        'not measured | not measured | positive control' in sb.summarize(
+            results, ['videomae', 'mme'], num_test=400)
     results[1]['probe']['supervised'] = dict(test_acc=0.6, train_acc=0.9,
                                              motion_r2=0.7,
                                              translation_r2=0.65)
-    assert '| supervised | 55.0 +- 7.1 | 90.0 +- 0.0 | 0.60 (0.60) | ' \
-        'not measured | not measured | positive control' in sb.summarize(
+    assert '| supervised (seeds [0, 1]) | 55.0 +- 7.1 | 90.0 +- 0.0 | ' \
+        '0.60 (0.60) | not measured' in sb.summarize(
             results, ['videomae', 'mme'], num_test=400)
 
 
@@ -269,7 +274,13 @@ def test_long_seed_runs_downstream_and_supervised_in_order(sb, tmp_path,
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sb.BenchmarkRun, 'flow_opts', lambda self, c: [])
-    res = sb.run_seed(FakeRunner('w', 'd'), lambda ck, s: dict(test_acc=0.1),
+    probed = []
+
+    def probe(ck, s):
+        probed.append(ck)
+        return dict(test_acc=0.1, ckpt=ck)
+
+    res = sb.run_seed(FakeRunner('w', 'd'), probe,
                       ['mme'], 1, {'mme': {}}, long=True, supervised=True)
     assert [n for n, _ in steps] == [
         'seed1_mme_pretrain', 'seed1_mme_convert', 'seed1_mme_finetune',
@@ -285,6 +296,12 @@ def test_long_seed_runs_downstream_and_supervised_in_order(sb, tmp_path,
         'finetune': {'acc/top1': 0.5, 'acc/top5': 1.0},
         'linear': {'acc/top1': 0.5, 'acc/top5': 1.0}}
     assert res['supervised'] == {'acc/top1': 0.25, 'acc/top5': 1.0}
+    # the supervised encoder goes through the same probes (its last
+    # checkpoint), after random init and the pretrained encoder
+    assert probed == [None, 'w/seed1/mme/pretrain/epoch_10.pth',
+                      'w/seed1/supervised/epoch_10.pth']
+    assert res['probe']['supervised']['ckpt'] == \
+        'w/seed1/supervised/epoch_10.pth'
     assert 'probe_curve' not in res  # seed 1: final checkpoint only
 
 

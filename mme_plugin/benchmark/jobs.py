@@ -63,8 +63,9 @@ def run_seed(r: BenchmarkRun, probe: ProbeFn, methods: List[str], seed: int,
         supervised: Also the supervised baseline.
 
     Returns:
-        dict: This seed's results (``seed``, ``probe``, ``pretrain`` and
-        as run ``probe_curve``, ``long``, ``supervised``).
+        dict: This seed's results (``seed``, ``probe`` of random init and
+        each method, ``pretrain`` and as run ``probe_curve``, ``long``,
+        ``supervised`` with ``probe['supervised']``, its encoder probed).
     """
     res: Dict = {'seed': seed, 'probe': {}, 'pretrain': {}}
     res['probe']['random init'] = probe(None, seed)
@@ -142,6 +143,9 @@ def rescore_run(work_dir: str, data_root: str, options: List[str],
         for m in methods:
             x['probe'][m] = probe(checkpoints(osp.join(
                 work_dir, f"seed{x['seed']}", m, 'pretrain'))[-1], x['seed'])
+        if 'supervised' in x:  # the positive control's encoder too
+            x['probe']['supervised'] = probe(checkpoints(osp.join(
+                work_dir, f"seed{x['seed']}", 'supervised'))[-1], x['seed'])
     with open(osp.join(work_dir, 'results_rescored.json'), 'w') as f:
         json.dump(dict(levels=levels, results=results), f, indent=1)
     table = summarize(results, methods, num_test)

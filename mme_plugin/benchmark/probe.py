@@ -90,7 +90,8 @@ class Probe:
             dict: Train and test accuracy of the probe, the R^2 of a ridge
             regression from the same features to the clips' exact motion
             (:func:`~mme_plugin.evaluation.ridge_r2`: ``motion_r2``,
-            ``translation_r2``, per component), how much the test
+            ``translation_r2``, ``within_class_r2``, per component), how
+            much the test
             features vary between clips
             (:func:`~mme_plugin.evaluation.feature_spread`), and the
             collapse measures (:mod:`mme_plugin.evaluation.collapse`): the
@@ -112,7 +113,8 @@ class Probe:
             handle.remove()
         return dict(logistic_probe(xtr, ytr, xte, yte),
                     **ridge_r2(xtr, self.velocity['train'], xte,
-                               self.velocity['val']),
+                               self.velocity['val'], train_groups=ytr,
+                               test_groups=yte),
                     **feature_spread(xte),
                     constant_share=meter.value,
                     sv_ratio=block_sv_ratios(enc.blocks))

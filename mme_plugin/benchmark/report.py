@@ -16,11 +16,12 @@ INFORMATIVE = 0.9
 AT_LEVEL = 0.98
 
 _NOTES = (
-    'Motion R^2: ridge regression (strength by leave-one-out on the train '
-    'clips) from the same frozen features to each clip\'s exact motion '
-    '(vx, vy, rotation, scale rate; the generator\'s), R^2 on the test '
-    'clips averaged over the 4 (in brackets over vx, vy); 0 = no better '
-    'than the mean. '
+    'Motion R^2: ridge regression (strength per target by leave-one-out '
+    'on the train clips) from the same frozen features to each clip\'s '
+    'exact motion (vx, vy, rotation, scale rate; the generator\'s), R^2 on '
+    'the test clips averaged over the 4 (in brackets over vx, vy); 0 = no '
+    'better than the mean. Most of that variance is the class; "within '
+    'class" is the R^2 of the motion minus its class\'s mean (the speed). '
     'Feature spread: across-clip standard deviation of the pooled test '
     'features over their norm (0 = the same feature for every clip, i.e. '
     'collapse); participation ratio: the number of directions they vary '
@@ -137,13 +138,16 @@ def _share_cell(probes: List[Dict]) -> str:
 
 
 def _motion_cell(probes: List[Dict]) -> str:
-    """Mean motion-regression R^2 (translation R^2), if measured."""
+    """Mean motion-regression R^2 (translation R^2) / within-class R^2,
+    if measured."""
     import numpy as np
     mo = [p.get('motion_r2') for p in probes]
     tr = [p.get('translation_r2') for p in probes]
+    wc = [p.get('within_class_r2') for p in probes]
     if None in mo + tr:
         return 'not measured'
-    return f'{np.mean(mo):.2f} ({np.mean(tr):.2f})'
+    cell = f'{np.mean(mo):.2f} ({np.mean(tr):.2f})'
+    return cell if None in wc else f'{cell} / {np.mean(wc):.2f}'
 
 
 def _status(enc: str, verdict: Verdicts) -> str:
@@ -157,21 +161,24 @@ def _status(enc: str, verdict: Verdicts) -> str:
 
 def _probe_table(results: List[Dict], methods: List[str],
                  verdict: Verdicts) -> List[str]:
-    """One row per frozen encoder: probe accuracies and collapse
-    measures."""
+    """One row per frozen encoder (the supervised one over the seeds
+    that trained it): probe accuracies, motion R^2 and collapse measures."""
     lines = ['| encoder (frozen) | logistic probe, test top-1 (%) | '
-             'train top-1 (%) | motion R^2 (translation R^2) | '
-             'feature spread (participation ratio) | '
+             'train top-1 (%) | motion R^2 (translation R^2) / within '
+             'class | feature spread (participation ratio) | '
              'constant share (max top/median singular value) | status |',
              '|---|---|---|---|---|---|---|']
-    # the supervised encoder's row where it was trained (and probed)
-    sup = ['supervised'] if all('supervised' in x['probe']
-                                for x in results) else []
-    for enc in ['random init'] + methods + sup:
-        probes = [x['probe'][enc] for x in results]
+    # the supervised encoder's row over the seeds it was trained on
+    sup_seeds = [x['seed'] for x in results if 'supervised' in x['probe']]
+    rows = [(enc, enc, results) for enc in ['random init'] + methods]
+    if sup_seeds:
+        rows.append(('supervised', f'supervised (seeds {sup_seeds})',
+                     [x for x in results if 'supervised' in x['probe']]))
+    for enc, label, res in rows:
+        probes = [x['probe'][enc] for x in res]
         te = mean_sd([p['test_acc'] for p in probes])
         tr = mean_sd([p['train_acc'] for p in probes])
-        lines.append(f'| {enc} | {te} | {tr} | {_motion_cell(probes)} | '
+        lines.append(f'| {label} | {te} | {tr} | {_motion_cell(probes)} | '
                      f'{_spread_cell(probes)} | {_share_cell(probes)} | '
                      f'{_status(enc, verdict)} |')
     return lines

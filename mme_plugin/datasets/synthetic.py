@@ -144,7 +144,7 @@ def load_clip_velocities(root: str, split: str) -> np.ndarray:
         FileNotFoundError: ``motion.json`` is missing (a dataset written
             before it existed: run ``tools/data/make_synthetic.py`` on the
             root again, which keeps the clips and writes it).
-        KeyError: A listed clip has no entry.
+        KeyError: The split or a listed clip has no entry.
     """
     path = osp.join(root, MOTION_FILE)
     if not osp.isfile(path):
@@ -152,7 +152,12 @@ def load_clip_velocities(root: str, split: str) -> np.ndarray:
             f'{path} not found: run tools/data/make_synthetic.py {root} '
             'again (it keeps the clips and writes the motion of each)')
     with open(path) as f:
-        motion = json.load(f)[split]
+        splits = json.load(f).get('splits', {})
+    if split not in splits:
+        raise KeyError(f'{path} has no split {split!r} (it has '
+                       f'{sorted(splits)}): run tools/data/make_synthetic.py '
+                       f'{root} again with the split counts it was made with')
+    motion = splits[split]
     rows = []
     with open(osp.join(root, f'{split}.txt')) as f:
         for line in f:
@@ -237,6 +242,31 @@ def render_clip(label: int,
     return np.stack(frames), info
 
 
+def _check_kept_clip(path: str, first: np.ndarray, seed: int,
+                     size: Tuple[int, int]) -> None:
+    """Refuse to describe a kept clip that this call would not have
+    written (another seed, size, split set or generator version): its first
+    frame must match the re-rendered one."""
+    from mme_plugin.io.video import get_frames, open_video
+    frames, _ = get_frames(open_video(path), path, [0])
+
+    def grey(img: np.ndarray) -> np.ndarray:
+        img = np.ascontiguousarray(img, dtype=np.uint8)
+        return cv2.cvtColor(img, cv2.COLOR_RGB2GRAY).astype(np.float32)
+
+    # on luma: the codec subsamples colour (the same clip differs by ~1.5
+    # grey levels, a clip of another length by ~12, another seed by ~48)
+    diff = float(np.abs(grey(np.asarray(frames[0])) - grey(first)).mean())
+    if diff > 4.0:
+        raise ValueError(
+            f'{path} exists but is not the clip this call renders for it '
+            f'(first frames differ by {diff:.1f} grey levels on average; '
+            f'seed {seed}, size {tuple(size)}): it was written with other '
+            'settings (seed, size, frames), other splits or an older '
+            'generator. Write the '
+            'dataset into a new directory, or delete this one.')
+
+
 def make_synthetic_dataset(
         root: str,
         num_per_class: Dict[str, int],
@@ -251,7 +281,11 @@ def make_synthetic_dataset(
     relative to ``root``. Existing clips with the same name are kept, so an
     interrupted run can be resumed.  ``<root>/motion.json`` records each clip's
     label and speed (:func:`load_clip_velocities` turns them into the
-    clips' exact motion).
+    clips' exact motion); for kept clips the speed is drawn again from the
+    clip's seed, which depends on ``seed``, the split's position among the
+    sorted split names, ``size`` and ``num_frames``, so the first kept clip
+    of each split
+    is compared with a fresh rendering and a mismatch is refused.
 
     Args:
         root (str): Output directory.
@@ -266,6 +300,9 @@ def make_synthetic_dataset(
 
     Returns:
         list[str]: Paths of the written annotation lists.
+
+    Raises:
+        ValueError: A kept clip is not the one this call would render.
     """
     classes = list(range(len(MOTION_CLASSES))) if classes is None else list(
         classes)
@@ -273,6 +310,7 @@ def make_synthetic_dataset(
     done = 0
     lists = []
     motion: Dict[str, Dict[str, list]] = {}
+    checked = set()  # splits whose first kept clip was compared
     for s_idx, (split, n) in enumerate(sorted(num_per_class.items())):
         lines = []
         for label in classes:
@@ -287,6 +325,11 @@ def make_synthetic_dataset(
                                                clip_seed)
                     write_video(path + '.tmp.mp4', frames, lossless=True)
                     os.replace(path + '.tmp.mp4', path)
+                elif split not in checked:  # kept: compare one per split
+                    frames, info = render_clip(label, num_frames, size,
+                                               clip_seed)
+                    _check_kept_clip(path, frames[0], seed, size)
+                    checked.add(split)
                 else:  # kept: the speed is drawn before any frame
                     _, info = render_clip(label, 1, size, clip_seed)
                 motion.setdefault(split, {})[rel] = [label, info['speed']]
@@ -300,8 +343,17 @@ def make_synthetic_dataset(
         lists.append(ann)
     with open(osp.join(root, 'classes.txt'), 'w') as f:
         f.write('\n'.join(MOTION_CLASSES[c] for c in classes) + '\n')
-    with open(osp.join(root, MOTION_FILE + '.tmp'), 'w') as f:
-        json.dump(motion, f)
+    # merged with the splits an earlier call wrote
+    path = osp.join(root, MOTION_FILE)
+    splits = {}
+    if osp.isfile(path):
+        with open(path) as f:
+            splits = json.load(f).get('splits', {})
+    splits.update(motion)
+    with open(path + '.tmp', 'w') as f:
+        json.dump(dict(generator=dict(seed=seed, size=list(size),
+                                      num_frames=num_frames),
+                       splits=splits), f)
     os.replace(osp.join(root, MOTION_FILE + '.tmp'),
                osp.join(root, MOTION_FILE))
     return lists
