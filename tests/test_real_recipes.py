@@ -17,8 +17,8 @@ import sys
 
 import pytest
 
-from .recipe_driver import (FULL_VIEW_TESTS, RESUMED, all_configs,
-                            steps_of)
+from .recipe_driver import (FULL_REPEATS, FULL_VIEW_TESTS, RESUMED,
+                            all_configs, steps_of)
 
 from .conftest import REPO
 
@@ -60,7 +60,10 @@ def test_every_config_is_covered():
     names = {osp.basename(c) for c in all_configs()}
     assert {'pretrain_k400.py', 'pretrain_ssv2.py', 'finetune_ssv2.py',
             'linear_hmdb51.py', 'finetune_k400_test5x3.py'} <= names
-    assert set(RESUMED) | set(FULL_VIEW_TESTS) | set(TEST_VIEWS) <= names
+    assert set(RESUMED) | set(FULL_VIEW_TESTS) | set(TEST_VIEWS) | \
+        set(FULL_REPEATS) <= names
+    # the resumed fine-tune trains with its repeats in full
+    assert set(FULL_REPEATS) & set(RESUMED)
     steps = {osp.basename(c): steps_of(c) for c in all_configs()}
     for name, s in steps.items():  # every config trains or is tested
         assert ('train' in s) != (s == ['test']), (name, s)
