@@ -25,8 +25,9 @@ __all__ = [
     'random_texture', 'clip_velocity', 'load_clip_velocities'
 ]
 
-#: Per split, ``{clip path relative to the root: [label, speed]}``, written
-#: next to the lists by :func:`make_synthetic_dataset`.
+#: Written next to the lists by :func:`make_synthetic_dataset`:
+#: ``{'generator': {seed, size, num_frames}, 'splits': {split: {clip path
+#: relative to the root: [label, speed]}}}``.
 MOTION_FILE = 'motion.json'
 
 #: Class names, in label order.
@@ -344,16 +345,15 @@ def make_synthetic_dataset(
     with open(osp.join(root, 'classes.txt'), 'w') as f:
         f.write('\n'.join(MOTION_CLASSES[c] for c in classes) + '\n')
     # merged with the splits an earlier call wrote
-    path = osp.join(root, MOTION_FILE)
+    motion_path = osp.join(root, MOTION_FILE)
     splits = {}
-    if osp.isfile(path):
-        with open(path) as f:
+    if osp.isfile(motion_path):
+        with open(motion_path) as f:
             splits = json.load(f).get('splits', {})
     splits.update(motion)
-    with open(path + '.tmp', 'w') as f:
+    with open(motion_path + '.tmp', 'w') as f:
         json.dump(dict(generator=dict(seed=seed, size=list(size),
                                       num_frames=num_frames),
                        splits=splits), f)
-    os.replace(osp.join(root, MOTION_FILE + '.tmp'),
-               osp.join(root, MOTION_FILE))
+    os.replace(motion_path + '.tmp', motion_path)
     return lists

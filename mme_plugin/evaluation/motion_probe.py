@@ -36,23 +36,29 @@ VELOCITY_NAMES = ('vx', 'vy', 'rotation', 'scale_rate')
 ALPHAS = tuple(10.0**(k / 3) for k in range(-6, 19))
 
 
-def _loo_errors(x: Tensor, y: Tensor, alphas: Sequence[float]) -> Tensor:
+#: ``torch.linalg.svd(x, full_matrices=False)`` of the train features:
+#: ``(U, S, Vh)``, computed once per probe and shared by every fit.
+SVD = Tuple[Tensor, Tensor, Tensor]
+
+
+def _loo_errors(svd: SVD, y: Tensor, alphas: Sequence[float]) -> Tensor:
     """Exact leave-one-out mean squared error of ridge with an intercept,
     per strength and target.
 
     Args:
-        x (Tensor): ``[N, C]`` centred (standardised) features, float64.
+        svd (SVD): Of the ``[N, C]`` centred (standardised) train features,
+            float64.
         y (Tensor): ``[N, K]`` targets, float64.
         alphas (Sequence[float]): Strengths.
 
     Returns:
         Tensor: ``[len(alphas), K]``.
     """
-    n = x.shape[0]
+    u, s, _ = svd
+    n = u.shape[0]
     yc = y - y.mean(0)
     # x = U S V^T: fit U diag(s^2 / (s^2 + a)) U^T y; the intercept (the
     # train mean) adds 1/n to every leverage
-    u, s, _ = torch.linalg.svd(x, full_matrices=False)
     uty = u.T @ yc
     loo = []
     for a in alphas:
@@ -63,13 +69,13 @@ def _loo_errors(x: Tensor, y: Tensor, alphas: Sequence[float]) -> Tensor:
     return torch.stack(loo)
 
 
-def _fit_score(x: Tensor, y: Tensor, xt: Tensor, yt: Tensor,
+def _fit_score(svd: SVD, y: Tensor, xt: Tensor, yt: Tensor,
                alphas: Sequence[float]) -> Tuple[Tensor, Tensor]:
-    """Per-column ridge (strength by exact LOO on ``x, y``), scored on
+    """Per-column ridge (strength by exact LOO on the train set), scored on
     ``xt, yt``.
 
     Args:
-        x (Tensor): ``[N, C]`` standardised train features (float64).
+        svd (SVD): Of the ``[N, C]`` standardised train features (float64).
         y (Tensor): ``[N, K]`` train targets (float64).
         xt (Tensor): ``[M, C]`` test features, standardised as ``x``.
         yt (Tensor): ``[M, K]`` test targets.
@@ -79,11 +85,11 @@ def _fit_score(x: Tensor, y: Tensor, xt: Tensor, yt: Tensor,
         tuple[Tensor, Tensor]: ``[K]`` test R^2 and ``[K]`` chosen
         strengths.
     """
+    u, s, vh = svd
     ymu = y.mean(0)
-    u, s, vh = torch.linalg.svd(x, full_matrices=False)
     uty = u.T @ (y - ymu)
-    best = _loo_errors(x, y, alphas).argmin(0)  # [K]
-    chosen = torch.tensor([alphas[int(i)] for i in best], dtype=x.dtype)
+    best = _loo_errors(svd, y, alphas).argmin(0)  # [K]
+    chosen = torch.tensor([alphas[int(i)] for i in best], dtype=y.dtype)
     # coefficients per column: V diag(s / (s^2 + a_k)) U^T y_k
     coef = vh.T @ ((s[:, None] / (s[:, None]**2 + chosen[None])) * uty)
     pred = xt @ coef + ymu
@@ -147,7 +153,8 @@ def ridge_r2(train_x: Tensor,
     x = (x - mu) / sd
     xt = (test_x.double() - mu) / sd
     y, yt = train_y.double(), test_y.double()
-    r2, chosen = _fit_score(x, y, xt, yt, alphas)
+    svd = torch.linalg.svd(x, full_matrices=False)
+    r2, chosen = _fit_score(svd, y, xt, yt, alphas)
     # the largest strength is the "features carry nothing" end (the fit is
     # the train mean); the smallest means the grid may be too narrow
     if float(chosen.min()) <= min(alphas):
@@ -164,6 +171,6 @@ def ridge_r2(train_x: Tensor,
                  for g in train_groups.unique()}
         off = torch.stack([means.get(int(g), overall) for g in train_groups])
         off_t = torch.stack([means.get(int(g), overall) for g in test_groups])
-        wr2, _ = _fit_score(x, y - off, xt, yt - off_t, alphas)
+        wr2, _ = _fit_score(svd, y - off, xt, yt - off_t, alphas)
         out['within_class_r2'] = _nanmean(wr2)
     return out
