@@ -3,6 +3,7 @@
 separate process is the point)."""
 import importlib.util
 import json
+import logging
 import os
 import os.path as osp
 import subprocess
@@ -52,7 +53,8 @@ def _forget_runner_singletons():
     whose save dir was the earlier test's, and the later run died writing
     its config there (seen in the full suite: ``tools/test.py`` on
     ``finetune_tiny_synthetic.py`` twice in a row). Instances that existed
-    before the test (module fixtures) are kept. ``DefaultScope`` instances
+    before the test (module fixtures) are kept; the dropped loggers' log
+    files are closed. ``DefaultScope`` instances
     are left alone: a shared one only names the same registry scope, and
     later registry builds may rely on the current one.
     """
@@ -71,7 +73,14 @@ def _forget_runner_singletons():
     yield
     for cls in managed():
         for name in set(cls._instance_dict) - before.get(cls, set()):
-            del cls._instance_dict[name]
+            instance = cls._instance_dict.pop(name)
+            # a logger's log file closes now, not whenever the garbage
+            # collector frees it (the open-file counts of test_collate
+            # would see it close)
+            for handler in getattr(instance, 'handlers', [])[:]:
+                if isinstance(handler, logging.FileHandler):
+                    instance.removeHandler(handler)
+                    handler.close()
 
 
 def data_options(root: str) -> List[str]:
