@@ -226,12 +226,47 @@ def test_hook_logs_each_epochs_skips_and_stops_past_the_limit():
         hook.after_train_iter(runner, 1, _batch('c.mp4'))
 
 
+def test_the_limit_counts_bad_files_not_reads(synthetic_root, tmp_path):
+    """One bad clip read twice in an epoch (a distributed sampler's padded
+    repeat, repeated augmentation) is one bad file: with a limit of 1 it
+    does not stop the run; a second bad file does."""
+    from mme_plugin.engine import SkippedSamplesHook
+    hook, messages = SkippedSamplesHook(), []
+    runner = _runner(messages)
+    hook.before_train_epoch(runner)
+    hook.after_train_iter(runner, 0, _batch('a.mp4', limit=1))
+    hook.after_train_iter(runner, 1, _batch('a.mp4', limit=1))
+    hook.after_train_epoch(runner)
+    assert '2 bad samples skipped and replaced (1 files; limit 1 files ' \
+        'per epoch): a.mp4 (VideoReadError: x) x2' in messages[0]
+    hook.before_train_epoch(runner)
+    hook.after_train_iter(runner, 0, _batch('a.mp4', 'a.mp4', limit=1))
+    with pytest.raises(BadSampleLimitError,
+                       match='2 bad files in one epoch .*a.mp4.*b.mp4'):
+        hook.after_train_iter(runner, 1, _batch('b.mp4', limit=1))
+    # the dataset's own per-process count too
+    ann = _list(tmp_path, synthetic_root, bad=[(0, 'bad_a.mp4'),
+                                               (3, 'bad_b.mp4')])
+    ds = _dataset(ann, skip_bad_samples=dict(max_skipped=1))
+    seed = next(s for s in range(100)
+                if replacement(SeededIndex(0, s, 0), 1, len(ds))[0] != 3)
+    for _ in range(3):  # the same bad clip, three reads in epoch 0
+        assert 'skipped_samples' in ds[SeededIndex(0, seed, 0)][
+            'data_samples'].metainfo
+    with pytest.raises(BadSampleLimitError, match='2 bad files'):
+        ds[SeededIndex(3, seed, 0)]
+
+
 def test_two_process_run_skips_a_corrupt_clip_and_finishes(synthetic_root,
                                                            tmp_path):
     """Done-when: 2 gloo ranks (MME_ALLOW_CPU_DIST=1, tests/conftest.py),
     a dataloader worker per rank, a corrupt clip in the list: skipped,
-    logged with its file name, exit 0."""
-    ann = _list(tmp_path, synthetic_root, bad=[(5, 'corrupt_clip.mp4')],
+    logged with its file name, exit 0. The clip is read by both ranks: 25
+    lines on 2 ranks, unshuffled, so the sampler pads rank 1's share with
+    index 0, the corrupt clip; the limit of 1 counts files, not reads (it
+    counted reads, and a random shuffle that padded with the corrupt clip
+    ended the run, 1 time in 25)."""
+    ann = _list(tmp_path, synthetic_root, bad=[(0, 'corrupt_clip.mp4')],
                 n=24)
     work = str(tmp_path / 'work')
     proc = run_tool(
@@ -240,10 +275,11 @@ def test_two_process_run_skips_a_corrupt_clip_and_finishes(synthetic_root,
          *FAST_LOADER, 'train_dataloader.num_workers=1',
          f'train_dataloader.dataset.ann_file={ann}',
          'train_dataloader.dataset.data_prefix.video=',
+         'train_dataloader.sampler.shuffle=False',
          'train_dataloader.batch_size=13', 'train_cfg.max_epochs=1',
          '--no-validate'], env_extra={'PORT': '29713'})
     log = proc.stdout + proc.stderr
     assert osp.isfile(osp.join(work, 'epoch_1.pth'))
     bad = str(tmp_path / 'corrupt_clip.mp4')
-    assert f'epoch 1: 1 bad samples skipped and replaced (limit 1 per ' \
-        f'epoch): {bad} (VideoReadError' in log, log[-3000:]
+    assert f'epoch 1: 2 bad samples skipped and replaced (1 files; limit 1 ' \
+        f'files per epoch): {bad} (VideoReadError' in log, log[-3000:]

@@ -18,11 +18,15 @@ worker ends every rank of the job. A sample whose pipeline raises one of
   so :class:`~mme_plugin.engine.SkippedSamplesHook` sees every skip in the
   main process, whichever worker loaded it, gathers them over the ranks
   and logs each epoch's count with the file names.
-* **Capped.** More than ``max_skipped`` failures in one epoch (default
+* **Capped.** More than ``max_skipped`` bad files in one epoch (default
   0.1 % of the dataset, at least 1) stop the run with
   :class:`BadSampleLimitError` naming the files: checked per process as
   failures happen (a lower bound of the total) and for the total over every
-  worker and rank at the end of the epoch by the hook. If ``max_attempts``
+  worker and rank at the end of the epoch by the hook. The cap counts
+  distinct files, not reads: one bad clip read twice in an epoch (the
+  distributed sampler pads the ranks' shares with repeated indices, up to
+  ``world_size - 1`` of them; repeated augmentation) is one bad clip, and
+  must not end a job whose limit is 1. If ``max_attempts``
   replacements of one sample all fail (e.g. a flow cache that was never
   filled, a clip length no video has), the run stops at once.
 
@@ -48,8 +52,8 @@ from .transforms.motion_targets import UnusableTargetsError
 
 __all__ = [
     'DATA_ERRORS', 'BadSampleLimitError', 'SkipPolicy', 'SampleSkipper',
-    'build_skip_policy', 'limit_error', 'replacement', 'skipped_records',
-    'summarize_skips'
+    'bad_files', 'build_skip_policy', 'limit_error', 'replacement',
+    'skipped_records', 'summarize_skips'
 ]
 
 #: Errors of one sample's data that training skips: the video cannot be
@@ -73,9 +77,10 @@ class SkipPolicy:
     """How many bad samples training tolerates.
 
     Args:
-        max_fraction (float): Failures allowed per epoch, as a fraction of
-            the dataset's samples (over all ranks). Defaults to 0.001.
-        max_skipped (int, optional): Failures allowed per epoch; overrides
+        max_fraction (float): Bad files allowed per epoch (distinct files,
+            over all ranks), as a fraction of the dataset's samples.
+            Defaults to 0.001.
+        max_skipped (int, optional): Bad files allowed per epoch; overrides
             ``max_fraction``. Defaults to None.
         max_attempts (int): Replacements tried for one sample before the run
             stops. Defaults to 10.
@@ -205,13 +210,19 @@ def summarize_skips(records: List[Dict[str, str]], top: int = 20) -> str:
     return '; '.join(parts)
 
 
+def bad_files(records: List[Dict[str, str]]) -> int:
+    """The distinct files among skip ``records``: what the limit counts."""
+    return len({r['file'] for r in records})
+
+
 def limit_error(records: List[Dict[str, str]], limit: int,
                 where: str) -> BadSampleLimitError:
-    """The error that stops a run with more than ``limit`` bad samples."""
+    """The error that stops a run with more than ``limit`` bad files."""
     return BadSampleLimitError(
-        f'{len(records)} bad samples in one epoch ({where}), more than the '
-        f'{limit} allowed: {summarize_skips(records)}. Check these videos '
-        '(tools/analysis/check_dataset.py), remove them from the list, or '
+        f'{bad_files(records)} bad files in one epoch ({where}), more than '
+        f'the {limit} allowed: {summarize_skips(records)}. Check these '
+        'videos (tools/analysis/check_dataset.py), remove them from the '
+        'list, or '
         'raise train_dataloader.dataset.skip_bad_samples.max_skipped / '
         'max_fraction.')
 
@@ -240,7 +251,7 @@ class SampleSkipper:
             f'{record["error"]} ({len(self._records)} in this epoch in this '
             f'process, {limit} allowed per epoch)', logger='current',
             level=logging.WARNING)
-        if len(self._records) > limit:
+        if bad_files(self._records) > limit:
             raise limit_error(self._records, limit, 'in one dataloader '
                               'process')
 

@@ -7,7 +7,7 @@ import torch
 from mmengine.dist import all_gather_object, get_rank
 from mmengine.hooks import Hook
 
-from mme_plugin.datasets.skip_bad_samples import (limit_error,
+from mme_plugin.datasets.skip_bad_samples import (bad_files, limit_error,
                                                   skipped_records,
                                                   summarize_skips)
 from mme_plugin.registry import HOOKS
@@ -73,7 +73,8 @@ class SkippedSamplesHook(Hook):
     the records of all ranks are gathered; rank 0 logs the count and the
     files, and every rank raises
     :class:`~mme_plugin.datasets.skip_bad_samples.BadSampleLimitError` if
-    the epoch's total exceeds the dataset's limit. A rank whose own count
+    the epoch's distinct bad files exceed the dataset's limit (a file read
+    twice, e.g. a padded repeat of the distributed sampler, counts once). A rank whose own count
     exceeds it stops at once. Batches without skips cost a metainfo lookup
     per sample.
     """
@@ -97,7 +98,8 @@ class SkippedSamplesHook(Hook):
             return
         self._records += records
         self._limit = limit if limit is not None else self._limit
-        if self._limit is not None and len(self._records) > self._limit:
+        if self._limit is not None and \
+                bad_files(self._records) > self._limit:
             raise limit_error(self._records, self._limit,
                               f'epoch {runner.epoch + 1}, rank {get_rank()}')
 
@@ -113,6 +115,7 @@ class SkippedSamplesHook(Hook):
         epoch = runner.epoch + 1
         runner.logger.warning(
             f'epoch {epoch}: {len(records)} bad samples skipped and replaced '
-            f'(limit {limit} per epoch): {summarize_skips(records)}')
-        if limit is not None and len(records) > limit:
+            f'({bad_files(records)} files; limit {limit} files per epoch): '
+            f'{summarize_skips(records)}')
+        if limit is not None and bad_files(records) > limit:
             raise limit_error(records, limit, f'epoch {epoch}, all ranks')
