@@ -17,6 +17,13 @@ class TubeMasking(BaseTransform):
     ``int(ratio * patches_per_frame)`` patches are masked per frame (release:
     0.7 -> 137 of 196, i.e. 1096 masked / 472 visible tokens for 16x224x224).
 
+    ``mode='random'`` draws each tube time slice's patches anew (the same
+    count per slice, so every sample masks the same number of tokens): the
+    "random masking" VideoMAE compares tube masking with (VideoMAE, Tong et
+    al. 2022, table 1c), where a masked patch can often be copied from the
+    neighbouring slice. A lever of the synthetic benchmark
+    (``docs/synthetic_benchmark.md``); the recipes use tubes.
+
     Required Keys:
 
         - img_shape (tuple[int, int]): ``(H, W)`` of the frames.
@@ -38,15 +45,23 @@ class TubeMasking(BaseTransform):
             (MME); VideoMAE uses 0.9.
         patch_size (int): Spatial patch size. Defaults to 16.
         tubelet_size (int): Frames per tube. Defaults to 2.
+        mode (str): ``'tube'`` (one spatial mask for every time slice) or
+            ``'random'`` (a new one per slice). Defaults to ``'tube'``.
     """
 
+    MODES = ('tube', 'random')
+
     def __init__(self, mask_ratio: float = 0.7, patch_size: int = 16,
-                 tubelet_size: int = 2) -> None:
+                 tubelet_size: int = 2, mode: str = 'tube') -> None:
         if not 0.0 < mask_ratio < 1.0:
             raise ValueError(f'mask_ratio must be in (0, 1): {mask_ratio}')
+        if mode not in self.MODES:
+            raise ValueError(f'TubeMasking mode must be one of {self.MODES}, '
+                             f'got {mode!r}')
         self.mask_ratio = mask_ratio
         self.patch_size = patch_size
         self.tubelet_size = tubelet_size
+        self.mode = mode
 
     def transform(self, results: Dict) -> Dict:
         """Draw the mask."""
@@ -55,9 +70,11 @@ class TubeMasking(BaseTransform):
         nt = len(results['imgs']) // self.tubelet_size
         per_frame = hp * wp
         num_masked = int(self.mask_ratio * per_frame)
-        frame_mask = np.zeros(per_frame, bool)
-        frame_mask[np.random.permutation(per_frame)[:num_masked]] = True
-        mask = np.tile(frame_mask, nt)
+        slices = 1 if self.mode == 'tube' else nt
+        mask = np.zeros((slices, per_frame), bool)
+        for row in mask:
+            row[np.random.permutation(per_frame)[:num_masked]] = True
+        mask = np.tile(mask.reshape(-1), nt // slices)
         results['mask'] = torch.from_numpy(mask)
         results['visible_idx'] = torch.from_numpy(np.flatnonzero(~mask))
         results['masked_idx'] = torch.from_numpy(np.flatnonzero(mask))
@@ -66,4 +83,4 @@ class TubeMasking(BaseTransform):
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(mask_ratio={self.mask_ratio}, '
                 f'patch_size={self.patch_size}, '
-                f'tubelet_size={self.tubelet_size})')
+                f'tubelet_size={self.tubelet_size}, mode={self.mode!r})')
