@@ -25,6 +25,22 @@ def tool():
     return mod
 
 
+class _Probes:
+    """A stand-in :class:`~mme_plugin.benchmark.Probe`: ``fn`` for the
+    frozen probes; records what is fine-tuned with few labels."""
+
+    def __init__(self, fn):
+        self.fn = fn
+        self.low_labelled = []
+
+    def __call__(self, ckpt, seed):
+        return self.fn(ckpt, seed)
+
+    def low_label(self, ckpt, seed):
+        self.low_labelled.append(ckpt)
+        return dict(test_acc=0.2, train_acc=1.0, per_class=5)
+
+
 def _print_env(runner, name):
     return runner.run(name, [
         '-c', "import os; print('policy', os.environ['OMP_WAIT_POLICY'])"])
@@ -119,6 +135,20 @@ def test_a_method_is_ranked_only_if_every_loss_left_its_level_every_seed(
     assert '| supervised (seeds [0, 1]) | 55.0 +- 7.1 | 90.0 +- 0.0 | ' \
         '0.60 (0.60) | not measured' in sb.summarize(
             results, ['videomae', 'mme'], num_test=400)
+    # the low-label fine-tune's table: only when every seed has it, each
+    # encoder against random init per seed
+    assert 'labelled clips per class' not in sb.summarize(
+        results, ['videomae', 'mme'], num_test=400)
+    for x, accs in zip(results, ((0.125, 0.25, 0.5), (0.15, 0.1, 0.4))):
+        x['low_label'] = {
+            enc: dict(test_acc=a, train_acc=1.0, per_class=5)
+            for enc, a in zip(('random init', 'videomae', 'mme'), accs)}
+    table = sb.summarize(results, ['videomae', 'mme'], num_test=400)
+    assert '| encoder (fine-tuned, 5 labelled clips per class) |' in table
+    assert '| random init | 13.8 +- 1.8 | 100.0 +- 0.0 | - |' in table
+    assert '| videomae | 17.5 +- 10.6 | 100.0 +- 0.0 | +12.5, -5.0 |' \
+        in table
+    assert '| mme | 45.0 +- 7.1 | 100.0 +- 0.0 | +37.5, +25.0 |' in table
 
 
 def test_final_checkpoint_is_probed_once_per_seed(sb, tmp_path,
@@ -145,12 +175,17 @@ def test_final_checkpoint_is_probed_once_per_seed(sb, tmp_path,
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sb.BenchmarkRun, 'flow_opts', lambda self, c: [])
-    res = sb.run_seed(FakeRunner('w', 'd', ['model.x=1']), probe,
+    probes = _Probes(probe)
+    res = sb.run_seed(FakeRunner('w', 'd', ['model.x=1']), probes,
                       ['videomae'], 0, {'videomae': {}}, long=False,
                       supervised=False)
     assert commands[0][-1] == 'model.x=1'  # --pretrain-options reach it
     assert [c and osp.basename(c) for c in calls] == [
         None, 'epoch_20.pth', 'epoch_10.pth']
+    # the low-label fine-tune: random init and the final checkpoint only
+    assert [c and osp.basename(c) for c in probes.low_labelled] == [
+        None, 'epoch_20.pth']
+    assert set(res['low_label']) == {'random init', 'videomae'}
     assert res['probe_curve']['videomae'] == [
         (10, pytest.approx(0.3)), (20, res['probe']['videomae']['test_acc'])]
 
@@ -196,6 +231,10 @@ def test_rescore_run_writes_rescored_results(sb, tmp_path, monkeypatch):
                         sv_ratio=[2.5, 3.0], motion_r2=0.25,
                         translation_r2=0.5)
 
+        def low_label(self, ck, seed):
+            acc = 0.375 if ck and ck.endswith('epoch_20.pth') else 0.25
+            return dict(test_acc=acc, train_acc=1.0, per_class=5)
+
     monkeypatch.setattr(jobs, 'Probe', FakeProbe)
     sb.rescore_run(str(tmp_path), 'unused', [], num_test=400)
     out = json.loads((tmp_path / 'results_rescored.json').read_text())
@@ -204,6 +243,9 @@ def test_rescore_run_writes_rescored_results(sb, tmp_path, monkeypatch):
     table = (tmp_path / 'results_rescored.md').read_text()
     assert '| mme | 50.0 | 50.0 | 0.25 (0.50) | 0.200 (3.0) | 0.500 (3.0) ' \
         '| informative |' in table
+    # the low-label fine-tune is run again too, against random init
+    assert '| mme | 37.5 | 100.0 | +12.5 |' in table
+    assert '| random init | 25.0 | 100.0 | - |' in table
 
 
 def test_probe_reports_the_collapse_measures_of_the_test_tokens(sb):
@@ -227,8 +269,9 @@ def test_probe_reports_the_collapse_measures_of_the_test_tokens(sb):
                      data_samples=ActionDataSample().set_gt_label(i % 2))
                 for i in range(n)]
 
+    from mme_plugin.evaluation import load_clips
     probe = object.__new__(sb.Probe)
-    probe.data = dict(train=split(8), val=split(6))
+    probe.clips = dict(train=load_clips(split(8)), val=load_clips(split(6)))
     probe.velocity = dict(train=torch.randn(8, 4, dtype=torch.float64),
                           val=torch.randn(6, 4, dtype=torch.float64))
     probe.encoder = lambda ckpt, seed: enc
@@ -280,7 +323,8 @@ def test_long_seed_runs_downstream_and_supervised_in_order(sb, tmp_path,
         probed.append(ck)
         return dict(test_acc=0.1, ckpt=ck)
 
-    res = sb.run_seed(FakeRunner('w', 'd'), probe,
+    probes = _Probes(probe)
+    res = sb.run_seed(FakeRunner('w', 'd'), probes,
                       ['mme'], 1, {'mme': {}}, long=True, supervised=True)
     assert [n for n, _ in steps] == [
         'seed1_mme_pretrain', 'seed1_mme_convert', 'seed1_mme_finetune',
@@ -303,6 +347,8 @@ def test_long_seed_runs_downstream_and_supervised_in_order(sb, tmp_path,
     assert res['probe']['supervised']['ckpt'] == \
         'w/seed1/supervised/epoch_10.pth'
     assert 'probe_curve' not in res  # seed 1: final checkpoint only
+    # the supervised encoder is not fine-tuned on few labels: it saw them all
+    assert probes.low_labelled == [None, 'w/seed1/mme/pretrain/epoch_10.pth']
 
 
 def test_command_line_defaults_follow_long(tool):
@@ -315,3 +361,48 @@ def test_command_line_defaults_follow_long(tool):
                             'mme_L2']
     with pytest.raises(SystemExit, match="KEY=VALUE, got 'x'"):
         tool.parse_args(['--pretrain-options', 'x'])
+
+
+def test_probe_low_label_fine_tunes_a_fresh_encoder_on_5_per_class(sb):
+    """Probe.low_label on a tiny stand-in encoder: 5 clips of each class
+    (seeded), scored on every test clip, a fresh encoder each time; a class
+    with fewer labelled clips is named."""
+    import torch
+    from mmaction.structures import ActionDataSample
+
+    from mme_plugin.evaluation import load_clips
+    from mme_plugin.models.backbones import MMEVisionTransformer
+
+    built = []
+
+    def encoder(ckpt, seed):
+        torch.manual_seed(seed)
+        enc = MMEVisionTransformer(img_size=16, patch_size=8, embed_dims=16,
+                                   depth=1, num_heads=2, num_frames=4,
+                                   tubelet_size=2, use_mean_pooling=True)
+        enc.init_weights()
+        built.append(enc)
+        return enc
+
+    def split(n):
+        return [dict(inputs=torch.rand(1, 3, 4, 16, 16) * 255,
+                     data_samples=ActionDataSample().set_gt_label(i % 2))
+                for i in range(n)]
+
+    probe = object.__new__(sb.Probe)
+    probe.clips = dict(train=load_clips(split(14)), val=load_clips(split(6)))
+    probe.num_classes = 2
+    probe.encoder = encoder
+    first = {k: v.clone() for k, v in encoder(None, 0).state_dict().items()}
+    out = probe.low_label(None, 0)
+    assert out['per_class'] == sb.LOW_LABEL_PER_CLASS == 5
+    # 10 labelled clips in batches of 8: 2 steps per epoch
+    assert out['steps'] == 2 * sb.LOW_LABEL_EPOCHS
+    assert out['test_acc'] * 6 == round(out['test_acc'] * 6)  # of 6 clips
+    # the fine-tuned encoder was a fresh one, and it was trained
+    assert len(built) == 2 and built[0] is not built[1]
+    assert any(not torch.equal(first[k], v)
+               for k, v in built[1].state_dict().items())
+    probe.clips['train'] = load_clips(split(8))  # 4 per class
+    with pytest.raises(ValueError, match='class 0 has 4 labelled clips'):
+        probe.low_label(None, 0)

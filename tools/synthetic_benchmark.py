@@ -12,8 +12,11 @@ in motion; 320 labelled train clips, 400 test clips):
   whose losses did not end at least 10 % below their trivial level is
   labelled *uninformative* and not ranked;
 * probe the frozen encoders with an exact logistic regression on pooled
-  features (:func:`logistic_probe`): random init, VideoMAE, MME (seed 0 also
-  at intermediate checkpoints);
+  features (:func:`logistic_probe`) and a ridge regression to the clips'
+  exact motion: random init, VideoMAE, MME (seed 0 also at intermediate
+  checkpoints);
+* fine-tune the same encoders end to end on 5 labelled clips per class
+  (:func:`finetune_classifier`, the low-label read-out);
 * train the no-pretraining supervised baseline with a recipe that fits
   training from scratch (``configs/recognition/tiny-vit_synthetic.py``)
   through ``tools/train.py`` and ``tools/test.py``: the positive control
@@ -126,15 +129,13 @@ def visualize_samples(r: BenchmarkRun, args: argparse.Namespace
     Returns:
         list: The written pictures.
     """
-    samples = []
-    for name in ('move_right_0000', 'rotate_cw_0000', 'approach_0000'):
-        out = r.run(f'visualize_{name}', [
-            'tools/analysis/visualize_mme.py', PRETRAIN['mme'],
-            osp.join(args.data_root, 'val', f'{name}.mp4'), '--out',
-            osp.join(args.work_dir, 'samples')
-        ])
-        samples += re.findall(r'wrote (\S+)', out)
-    return samples
+    names = ('move_right_0000', 'rotate_cw_0000', 'approach_0000')
+    out = r.run('visualize_samples', [  # one process: imports once
+        'tools/analysis/visualize_mme.py', PRETRAIN['mme'],
+        *[osp.join(args.data_root, 'val', f'{name}.mp4') for name in names],
+        '--out', osp.join(args.work_dir, 'samples')
+    ])
+    return re.findall(r'wrote (\S+)', out)
 
 
 def main(argv: Optional[List[str]] = None) -> None:

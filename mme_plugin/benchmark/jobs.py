@@ -63,12 +63,15 @@ def run_seed(r: BenchmarkRun, probe: ProbeFn, methods: List[str], seed: int,
         supervised: Also the supervised baseline.
 
     Returns:
-        dict: This seed's results (``seed``, ``probe`` of random init and
-        each method, ``pretrain`` and as run ``probe_curve``, ``long``,
-        ``supervised`` with ``probe['supervised']``, its encoder probed).
+        dict: This seed's results (``seed``, ``probe`` and ``low_label``
+        of random init and each method, ``pretrain`` and as run
+        ``probe_curve``, ``long``, ``supervised`` with
+        ``probe['supervised']``, its encoder probed).
     """
-    res: Dict = {'seed': seed, 'probe': {}, 'pretrain': {}}
+    res: Dict = {'seed': seed, 'probe': {}, 'pretrain': {},
+                 'low_label': {}}
     res['probe']['random init'] = probe(None, seed)
+    res['low_label']['random init'] = probe.low_label(None, seed)
     for method in methods:
         pre = osp.join(r.work_dir, f'seed{seed}', method, 'pretrain')
         t0 = time.time()
@@ -78,6 +81,7 @@ def run_seed(r: BenchmarkRun, probe: ProbeFn, methods: List[str], seed: int,
             seconds=round(time.time() - t0),
             losses=end_ratios(pre, levels[method]))
         res['probe'][method] = probe(ckpts[-1], seed)
+        res['low_label'][method] = probe.low_label(ckpts[-1], seed)
         if seed == 0:  # probe accuracy against pretraining epochs
             res.setdefault('probe_curve', {})[method] = [
                 (_epoch(c), (probe(c, seed) if c != ckpts[-1] else
@@ -122,7 +126,7 @@ def downstream(r: BenchmarkRun, seed: int, method: str, ckpt: str) -> Dict:
 def rescore_run(work_dir: str, data_root: str, options: List[str],
                 num_test: int) -> None:
     """``--rescore``: the trivial levels measured again and the final
-    checkpoints probed again for a finished run; writes
+    checkpoints probed and low-label fine-tuned again for a finished run; writes
     ``results_rescored.{json,md}`` next to its ``results.json``.
 
     Args:
@@ -140,9 +144,12 @@ def rescore_run(work_dir: str, data_root: str, options: List[str],
     probe = Probe(data_root)
     for x in results:  # probes again: the feature spread too
         x['probe']['random init'] = probe(None, x['seed'])
+        x['low_label'] = {'random init': probe.low_label(None, x['seed'])}
         for m in methods:
-            x['probe'][m] = probe(checkpoints(osp.join(
-                work_dir, f"seed{x['seed']}", m, 'pretrain'))[-1], x['seed'])
+            ckpt = checkpoints(osp.join(work_dir, f"seed{x['seed']}", m,
+                                        'pretrain'))[-1]
+            x['probe'][m] = probe(ckpt, x['seed'])
+            x['low_label'][m] = probe.low_label(ckpt, x['seed'])
         if 'supervised' in x:  # the positive control's encoder too
             x['probe']['supervised'] = probe(checkpoints(osp.join(
                 work_dir, f"seed{x['seed']}", 'supervised'))[-1], x['seed'])

@@ -1,5 +1,5 @@
 """The benchmark's Markdown report: pretraining losses against their
-trivial levels, probes, the supervised baseline, the long variant's
+trivial levels, probes, the low-label fine-tune, the supervised baseline, the long variant's
 downstream results, and which comparisons are informative."""
 from typing import Dict, List, Optional, Tuple
 
@@ -30,7 +30,11 @@ _NOTES = (
     'the same for every clip and token; > 0.9 counts as collapsed); in '
     'brackets the largest top / median singular value ratio of a block\'s '
     'weight matrices (about 2 at random init; large = one dominant '
-    'direction).')
+    'direction). Low-label fine-tune: encoder + linear head trained end '
+    'to end on a seeded draw of a few train clips per class (fixed recipe, '
+    'no augmentation; mme_plugin/evaluation/low_label.py), top-1 on the '
+    'test clips; the supervised line below is the same encoder trained on '
+    'all train clips.')
 
 #: ``{method: (informative, why)}`` of :func:`informative`.
 Verdicts = Dict[str, Tuple[bool, str]]
@@ -184,6 +188,30 @@ def _probe_table(results: List[Dict], methods: List[str],
     return lines
 
 
+def _low_label_table(results: List[Dict],
+                     methods: List[str]) -> Optional[List[str]]:
+    """The low-label fine-tune per encoder, against random init per seed
+    (None for results without it)."""
+    import numpy as np
+    if not all('low_label' in x for x in results):
+        return None
+    k = results[0]['low_label']['random init']['per_class']
+    lines = [f'| encoder (fine-tuned, {k} labelled clips per class) | '
+             'test top-1 (%) | train top-1 (%) | minus random init, per '
+             'seed (points) |', '|---|---|---|---|']
+    rand = np.array([x['low_label']['random init']['test_acc']
+                     for x in results])
+    for enc in ['random init'] + methods:
+        runs = [x['low_label'][enc] for x in results]
+        d = 100 * (np.array([r['test_acc'] for r in runs]) - rand)
+        diff = ('-' if enc == 'random init' else
+                ', '.join(f'{v:+.1f}' for v in d))
+        lines.append(f"| {enc} | {mean_sd([r['test_acc'] for r in runs])} "
+                     f"| {mean_sd([r['train_acc'] for r in runs])} | "
+                     f'{diff} |')
+    return lines
+
+
 def _supervised(results: List[Dict]) -> List[str]:
     """The positive control's line."""
     sup = [x['supervised']['acc/top1'] for x in results
@@ -242,14 +270,15 @@ def summarize(results: List[Dict], methods: List[str],
         num_test: Test clips (for chance's standard error).
 
     Returns:
-        str: Pretraining losses vs trivial levels, probes, supervised
-        baseline, the long variant's table (if run), notes and which
+        str: Pretraining losses vs trivial levels, probes, the low-label
+        fine-tune (if run), supervised baseline, the long variant's table (if run), notes and which
         comparisons are informative.
     """
     verdict = {m: informative(results, m) for m in methods}
     sections = [
         _header(results, num_test) + [''] + _loss_table(results, methods),
         _probe_table(results, methods, verdict),
+        _low_label_table(results, methods),
         _supervised(results),
         _downstream_table(results, methods),
         [_NOTES],

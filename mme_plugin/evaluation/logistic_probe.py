@@ -6,15 +6,64 @@ from typing import Dict, Tuple
 import torch
 from torch import Tensor
 
-__all__ = ['extract_features', 'logistic_probe']
+__all__ = ['MEAN', 'STD', 'load_clips', 'encode_clips', 'extract_features',
+           'logistic_probe']
+
+
+#: The recipes' ``data_preprocessor`` normalisation (ImageNet RGB, 0-255).
+MEAN = (123.675, 116.28, 103.53)
+STD = (58.395, 57.12, 57.375)
+
+
+def load_clips(dataset, batch_size: int = 16) -> Tuple[Tensor, Tensor]:
+    """Every sample's first clip, normalised as the recipes'
+    ``data_preprocessor`` does, and its label: decode once, reuse for many
+    encoders.
+
+    Args:
+        dataset (Dataset): Yields mmaction packed samples (``inputs``
+            ``[views, 3, T, H, W]`` uint8 or float, ``gt_label``).
+        batch_size (int): Samples decoded per step. Defaults to 16.
+
+    Returns:
+        tuple[Tensor, Tensor]: ``[N, 3, T, H, W]`` float clips and ``[N]``
+        labels.
+    """
+    from mmengine.dataset import pseudo_collate
+    from torch.utils.data import DataLoader
+    mean = torch.tensor(MEAN).view(1, 3, 1, 1, 1)
+    std = torch.tensor(STD).view(1, 3, 1, 1, 1)
+    clips, labels = [], []
+    for batch in DataLoader(dataset, batch_size=batch_size,
+                            collate_fn=pseudo_collate):
+        x = torch.stack([i[0] for i in batch['inputs']]).float()
+        clips.append((x - mean) / std)
+        labels += [int(s.gt_label) for s in batch['data_samples']]
+    return torch.cat(clips), torch.tensor(labels)
 
 
 @torch.no_grad()
+def encode_clips(backbone, clips: Tensor, batch_size: int = 16) -> Tensor:
+    """Pooled features of normalised clips (the backbone's unmasked forward,
+    e.g. mmaction's ``VisionTransformer``: mean over tokens + ``fc_norm``).
+
+    Args:
+        backbone (nn.Module): Encoder; put in eval mode here.
+        clips (Tensor): ``[N, 3, T, H, W]`` from :func:`load_clips`.
+        batch_size (int): Defaults to 16.
+
+    Returns:
+        Tensor: ``[N, C]`` float features.
+    """
+    backbone.eval()
+    return torch.cat([backbone(clips[i:i + batch_size]).flatten(1)
+                      for i in range(0, len(clips), batch_size)])
+
+
 def extract_features(backbone, dataset, batch_size: int = 16
                      ) -> Tuple[Tensor, Tensor]:
-    """Pooled features (the backbone's unmasked forward, e.g. mmaction's
-    ``VisionTransformer``: mean over tokens + ``fc_norm``) and labels of
-    every sample of ``dataset`` (its first clip).
+    """Pooled features (:func:`encode_clips`) and labels of every sample of
+    ``dataset`` (its first clip, :func:`load_clips`).
 
     Args:
         backbone (nn.Module): Encoder; put in eval mode here.
@@ -24,19 +73,8 @@ def extract_features(backbone, dataset, batch_size: int = 16
     Returns:
         tuple[Tensor, Tensor]: ``[N, C]`` float features, ``[N]`` labels.
     """
-    from mmengine.dataset import pseudo_collate
-    from torch.utils.data import DataLoader
-    backbone.eval()
-    mean = torch.tensor([123.675, 116.28, 103.53]).view(1, 3, 1, 1, 1)
-    std = torch.tensor([58.395, 57.12, 57.375]).view(1, 3, 1, 1, 1)
-    feats, labels = [], []
-    for batch in DataLoader(dataset, batch_size=batch_size,
-                            collate_fn=pseudo_collate):
-        x = torch.stack([i[0] for i in batch['inputs']]).float()
-        with torch.no_grad():  # same values, no graph kept
-            feats.append(backbone((x - mean) / std).flatten(1))
-        labels += [int(s.gt_label) for s in batch['data_samples']]
-    return torch.cat(feats), torch.tensor(labels)
+    clips, labels = load_clips(dataset, batch_size)
+    return encode_clips(backbone, clips, batch_size), labels
 
 
 def logistic_probe(train_x: Tensor, train_y: Tensor, test_x: Tensor,
