@@ -24,8 +24,9 @@ epoch count, (as above) the test clip count and the repeated augmentation
 of the ViT-B fine-tunes not in :data:`FULL_REPEATS` (one copy) are
 overridden.
 
-One process runs all configs (the imports cost more than a tiny step);
-each runner gets its own experiment name and work dir. A failure of one
+One process runs all the configs it is given (the imports cost more than a
+tiny step); each runner gets its own experiment name and work dir. The
+test runs two processes at once on the two halves of :func:`shards`. A failure of one
 step is recorded with its traceback and the next config goes on. Every
 checkpoint is deleted as soon as the last config that reads it is done
 (kept, the ViT-B checkpoints took 24 GB and filled CI's disk); the peak
@@ -260,6 +261,29 @@ def _pretrain_for(config: str) -> str:
     if 'ssv2' in name:
         return 'configs/mme/pretrain_ssv2.py'
     return 'configs/mme/pretrain_k400.py'
+
+
+def shards(configs: List[str]) -> List[List[str]]:
+    """The configs in two independent halves that two driver processes can
+    run at once (``tests/test_real_recipes.py`` does): the K400-pretrained
+    chain (``pretrain_k400.py`` and every fine-tune and linear probe that
+    starts from its checkpoint, with their test-only variants), and the
+    rest. No config of one half reads a checkpoint of the other.
+
+    Args:
+        configs: Repo-relative configs.
+
+    Returns:
+        list: Two lists of configs.
+    """
+    def k400_chain(c: str) -> bool:
+        base = c.split('_test')[0] + '.py' if '_test' in c else c
+        return osp.basename(base) == 'pretrain_k400.py' or (
+            ('finetune' in base or 'linear' in base)
+            and _pretrain_for(base) == 'configs/mme/pretrain_k400.py')
+
+    return [[c for c in configs if k400_chain(c)],
+            [c for c in configs if not k400_chain(c)]]
 
 
 def order(configs: List[str]) -> List[str]:

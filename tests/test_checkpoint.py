@@ -1,7 +1,5 @@
-"""Checkpoint layouts: official MME/VideoMAE <-> mmaction, and our tools."""
-import subprocess
-import sys
-
+"""Checkpoint layouts: official MME/VideoMAE <-> mmaction, and our tools
+(run in process through their ``main(argv)``)."""
 import pytest
 import torch
 from torch import nn
@@ -12,7 +10,7 @@ from mme_plugin.checkpoint import (CheckpointMismatchError,
 from mme_plugin.registry import MODELS
 from mme_plugin.utils import register_all_modules
 
-from .conftest import REPO
+from .conftest import call_tool
 
 DIM, DEPTH, HEADS, FRAMES, IMG, PATCH = 48, 2, 3, 4, 32, 8
 
@@ -233,27 +231,31 @@ def test_shape_mismatch_is_a_clear_error():
         verify_state_dict(state, rec)
 
 
-def test_converter_tools_end_to_end(tmp_path):
+def _convert(capsys, *args):
+    """``tools/convert/official_to_mmaction.py ARGS``: exit code, and its
+    output with the message of its ``SystemExit``."""
+    run = call_tool('tools/convert/official_to_mmaction.py', list(args),
+                    capsys, check=False)
+    return run.code, f'{run.out}\n{run.code}'
+
+
+def test_converter_tools_end_to_end(tmp_path, capsys):
     torch.manual_seed(1)
     official = OfficialViT()
     src = tmp_path / 'official.pth'
     torch.save({'module': official.state_dict()}, src)
     dst = tmp_path / 'mm.pth'
-    out = subprocess.run(
-        [sys.executable, 'tools/convert/official_to_mmaction.py', str(src),
-         str(dst), '--keep-head'], cwd=REPO, capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr[-2000:]
+    code, out = _convert(capsys, str(src), str(dst), '--keep-head')
+    assert code == 0, out[-2000:]
     back = tmp_path / 'back.pth'
-    out = subprocess.run(
-        [sys.executable, 'tools/convert/official_to_mmaction.py', str(dst),
-         str(back), '--reverse'], cwd=REPO, capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr[-2000:]
+    code, out = _convert(capsys, str(dst), str(back), '--reverse')
+    assert code == 0, out[-2000:]
     restored = torch.load(back, weights_only=False)['model']
     for k, v in official.state_dict().items():
         assert torch.equal(restored[k], v), k
 
 
-def test_mme_to_recognizer_rejects_a_mismatched_config(tmp_path):
+def test_mme_to_recognizer_rejects_a_mismatched_config(tmp_path, capsys):
     register_all_modules()
     mme = MODELS.build(dict(
         type='MME',
@@ -264,21 +266,17 @@ def test_mme_to_recognizer_rejects_a_mismatched_config(tmp_path):
         loss=dict(type='MMELoss', weights=dict(traj=1.0))))
     ckpt = tmp_path / 'mme.pth'
     torch.save({'state_dict': mme.state_dict()}, ckpt)
-    ok = subprocess.run(
-        [sys.executable, 'tools/convert/mme_to_recognizer.py', str(ckpt),
-         str(tmp_path / 'bb.pth'), '--config',
-         'configs/mme/finetune_tiny_synthetic.py'],
-        cwd=REPO, capture_output=True, text=True)
-    assert ok.returncode == 0, ok.stderr[-2000:]
+    tool = 'tools/convert/mme_to_recognizer.py'
+    call_tool(tool, [str(ckpt), str(tmp_path / 'bb.pth'), '--config',
+                     'configs/mme/finetune_tiny_synthetic.py'], capsys)
     saved = torch.load(tmp_path / 'bb.pth', weights_only=False)['state_dict']
     assert saved and all(k.startswith('backbone.') for k in saved)
-    bad = subprocess.run(
-        [sys.executable, 'tools/convert/mme_to_recognizer.py', str(ckpt),
-         str(tmp_path / 'bad.pth'), '--config',
-         'configs/mme/finetune_k400.py'],
-        cwd=REPO, capture_output=True, text=True)
-    assert bad.returncode != 0
-    assert 'shape mismatch' in bad.stderr and 'embed_dims' in bad.stderr
+    bad = call_tool(tool, [str(ckpt), str(tmp_path / 'bad.pth'), '--config',
+                           'configs/mme/finetune_k400.py'], capsys,
+                    check=False)
+    assert bad.code != 0
+    assert 'shape mismatch' in str(bad.code) and 'embed_dims' in str(bad.code)
+    assert not (tmp_path / 'bad.pth').exists()
 
 
 def _saved(state, layout):
@@ -290,15 +288,10 @@ def _saved(state, layout):
     return {'model': state, 'epoch': 3}  # release save_model
 
 
-def _convert(*args):
-    return subprocess.run(
-        [sys.executable, 'tools/convert/official_to_mmaction.py', *args],
-        cwd=REPO, capture_output=True, text=True)
-
-
 @pytest.mark.parametrize('mme,layout', [(True, 'plain'), (True, 'deepspeed'),
                                         (True, 'ddp'), (False, 'plain')])
-def test_official_pretraining_checkpoint_round_trip(tmp_path, mme, layout):
+def test_official_pretraining_checkpoint_round_trip(tmp_path, capsys, mme,
+                                                    layout):
     """Official MME / VideoMAE pretraining checkpoints (decoder, heads,
     encoder.norm) -> our MME model: same predictions; and back: strict load
     into the official model, same tensors."""
@@ -307,9 +300,9 @@ def test_official_pretraining_checkpoint_round_trip(tmp_path, mme, layout):
     src = tmp_path / 'official.pth'
     torch.save(_saved(official.state_dict(), layout), src)
     dst = tmp_path / 'ours.pth'
-    out = _convert(str(src), str(dst), '--keep-decoder')
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert "becomes the recognizer's 'fc_norm'" in out.stdout
+    code, out = _convert(capsys, str(src), str(dst), '--keep-decoder')
+    assert code == 0, out[-2000:]
+    assert "becomes the recognizer's 'fc_norm'" in out
     state = torch.load(dst, weights_only=False)['state_dict']
     ours = _our_pretrain(mme)
     missing, unexpected, filled = verify_state_dict(state, ours, '')
@@ -333,9 +326,9 @@ def test_official_pretraining_checkpoint_round_trip(tmp_path, mme, layout):
     ckpt = tmp_path / 'mme_run.pth'
     torch.save({'state_dict': ours.state_dict(), 'meta': {}}, ckpt)
     back = tmp_path / 'back.pth'
-    out = _convert(str(ckpt), str(back), '--reverse', '--encoder-prefix',
-                   'encoder.')
-    assert out.returncode == 0, out.stderr[-2000:]
+    code, out = _convert(capsys, str(ckpt), str(back), '--reverse',
+                         '--encoder-prefix', 'encoder.')
+    assert code == 0, out[-2000:]
     restored = torch.load(back, weights_only=False)['model']
     fresh = OfficialPretrain(mme)
     fresh.load_state_dict(restored, strict=True)
@@ -354,27 +347,29 @@ def test_hog_head_permutation_maps_release_layout():
     assert ours[9].item() == 900  # cell 0, channel 1, bin 0
 
 
-def test_converting_an_mmaction_checkpoint_again_is_refused(tmp_path):
+def test_converting_an_mmaction_checkpoint_again_is_refused(tmp_path,
+                                                           capsys):
     rec = _recognizer()
     src = tmp_path / 'mm.pth'
     torch.save({'state_dict': rec.state_dict()}, src)
-    out = _convert(str(src), str(tmp_path / 'x.pth'))
-    assert out.returncode != 0
-    assert 'already in mmaction layout' in out.stderr
+    code, out = _convert(capsys, str(src), str(tmp_path / 'x.pth'))
+    assert code != 0
+    assert 'already in mmaction layout' in out
     assert not (tmp_path / 'x.pth').exists()
 
 
-def test_reverse_pretraining_layout_needs_a_decoder(tmp_path):
+def test_reverse_pretraining_layout_needs_a_decoder(tmp_path, capsys):
     rec = _recognizer()
     src = tmp_path / 'mm.pth'
     torch.save({'state_dict': rec.state_dict()}, src)
-    out = _convert(str(src), str(tmp_path / 'x.pth'), '--reverse',
-                   '--encoder-prefix', 'encoder.')
-    assert out.returncode != 0 and 'needs the decoder' in out.stderr
+    code, out = _convert(capsys, str(src), str(tmp_path / 'x.pth'),
+                         '--reverse', '--encoder-prefix', 'encoder.')
+    assert code != 0 and 'needs the decoder' in out
 
 
 @pytest.mark.slow
-def test_readme_conversion_of_a_full_size_official_checkpoint(tmp_path):
+def test_readme_conversion_of_a_full_size_official_checkpoint(tmp_path,
+                                                              capsys):
     """The README command on an official ViT-B MME pretraining checkpoint
     (DeepSpeed-wrapped, as released), checked against the real config."""
     torch.manual_seed(0)
@@ -384,11 +379,11 @@ def test_readme_conversion_of_a_full_size_official_checkpoint(tmp_path):
     torch.save(_saved(official.state_dict(), 'deepspeed'), src)
     del official
     dst = tmp_path / 'mme_k400_backbone.pth'
-    out = _convert(str(src), str(dst), '--config',
-                   'configs/mme/finetune_ssv2.py')
-    assert out.returncode == 0, out.stderr[-3000:]
+    code, out = _convert(capsys, str(src), str(dst), '--config',
+                         'configs/mme/finetune_ssv2.py')
+    assert code == 0, out[-3000:]
     assert "new (not in checkpoint): ['cls_head.fc_cls.weight', " \
-        "'cls_head.fc_cls.bias']" in out.stdout
-    assert 'unexpected: []' in out.stdout
+        "'cls_head.fc_cls.bias']" in out
+    assert 'unexpected: []' in out
     saved = torch.load(dst, weights_only=False)['state_dict']
     assert 'backbone.fc_norm.weight' in saved

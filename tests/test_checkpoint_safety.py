@@ -2,7 +2,6 @@
 loses nothing; --resume continues from the newest checkpoint that loads."""
 import os
 import os.path as osp
-import subprocess
 import sys
 
 import pytest
@@ -13,16 +12,20 @@ from mme_plugin.engine import safe_checkpoint
 from mme_plugin.registry import MODELS
 from mme_plugin.utils import register_all_modules
 
-from .conftest import FAST_LOADER, REPO, data_options
+from .conftest import FAST_LOADER, REPO, call_tool, data_options
 
 FINETUNE = 'configs/mme/finetune_tiny_synthetic.py'
 
 
-def _tool(args, **kw):
-    env = dict(os.environ, PYTHONWARNINGS='ignore', OMP_NUM_THREADS='1')
-    return subprocess.run([sys.executable, *args], cwd=REPO,
-                          capture_output=True, text=True, env=env,
-                          timeout=600, **kw)
+def _refusal(path, argv, capsys):
+    """Run a tool in process (:func:`call_tool`) expecting it to refuse:
+    its output and the message of its ``SystemExit`` or exception."""
+    try:
+        run = call_tool(path, argv, capsys, check=False)
+    except Exception as e:  # noqa: BLE001 - the refusal, as raised
+        return f'{capsys.readouterr()}\n{type(e).__name__}: {e}'
+    assert run.code != 0, run.out[-3000:]
+    return f'{run.out}\n{run.code}'
 
 
 def _model(config, **backbone):
@@ -32,56 +35,52 @@ def _model(config, **backbone):
     return MODELS.build(cfg.model)
 
 
-def _test(root, ckpt, tmp_path):
-    return _tool(['tools/test.py', FINETUNE, str(ckpt), '--work-dir',
-                  str(tmp_path / 'w'), '--cfg-options', *FAST_LOADER,
-                  *data_options(root)])
+def _test(root, ckpt, tmp_path, capsys):
+    return _refusal('tools/test.py', [
+        FINETUNE, str(ckpt), '--work-dir', str(tmp_path / 'w'),
+        '--cfg-options', *FAST_LOADER, *data_options(root)], capsys)
 
 
 def test_test_tool_refuses_an_unconverted_pretraining_checkpoint(
-        synthetic_root, tmp_path):
+        synthetic_root, tmp_path, capsys):
     ckpt = tmp_path / 'pretrain.pth'
     torch.save({'state_dict': _model(
         'configs/mme/pretrain_tiny_synthetic.py').state_dict()}, ckpt)
-    out = _test(synthetic_root, ckpt, tmp_path)
-    assert out.returncode != 0
-    assert 'does not fit the model' in out.stderr
-    assert 'tools/convert/mme_to_recognizer.py' in out.stderr
-    assert 'acc/top1' not in out.stdout
+    out = _test(synthetic_root, ckpt, tmp_path, capsys)
+    assert 'does not fit the model' in out
+    assert 'tools/convert/mme_to_recognizer.py' in out
+    assert 'acc/top1' not in out
 
 
 def test_test_tool_refuses_a_checkpoint_of_another_model_size(
-        synthetic_root, tmp_path):
+        synthetic_root, tmp_path, capsys):
     ckpt = tmp_path / 'other.pth'
     torch.save({'state_dict': _model(FINETUNE, embed_dims=64,
                                      num_heads=2).state_dict()}, ckpt)
-    out = _test(synthetic_root, ckpt, tmp_path)
-    assert out.returncode != 0
-    assert 'shape mismatches' in out.stderr and 'embed_dims' in out.stderr
+    out = _test(synthetic_root, ckpt, tmp_path, capsys)
+    assert 'shape mismatches' in out and 'embed_dims' in out
 
 
 def test_test_tool_refuses_a_backbone_only_checkpoint(synthetic_root,
-                                                      tmp_path):
+                                                      tmp_path, capsys):
     state = {k: v for k, v in _model(FINETUNE).state_dict().items()
              if k.startswith('backbone.')}
     ckpt = tmp_path / 'backbone.pth'
     torch.save({'state_dict': state}, ckpt)
-    out = _test(synthetic_root, ckpt, tmp_path)
-    assert out.returncode != 0 and 'no classifier' in out.stderr
+    assert 'no classifier' in _test(synthetic_root, ckpt, tmp_path, capsys)
 
 
 def test_finetuning_from_a_doubly_converted_checkpoint_is_refused(
-        synthetic_root, tmp_path):
+        synthetic_root, tmp_path, capsys):
     state = {f'backbone.{k}': v
              for k, v in _model(FINETUNE).state_dict().items()}
     ckpt = tmp_path / 'twice.pth'
     torch.save({'state_dict': state}, ckpt)
-    out = _tool(['tools/train.py', FINETUNE, '--work-dir',
-                 str(tmp_path / 'w'), '--cfg-options', *FAST_LOADER,
-                 *data_options(synthetic_root), f'load_from={ckpt}',
-                 'train_cfg.max_epochs=1'])
-    assert out.returncode != 0
-    assert 'doubled "backbone." prefix' in out.stderr
+    out = _refusal('tools/train.py', [
+        FINETUNE, '--work-dir', str(tmp_path / 'w'), '--cfg-options',
+        *FAST_LOADER, *data_options(synthetic_root), f'load_from={ckpt}',
+        'train_cfg.max_epochs=1'], capsys)
+    assert 'doubled "backbone." prefix' in out
     assert not osp.exists(tmp_path / 'w' / 'epoch_1.pth')
 
 
@@ -114,7 +113,7 @@ def _train_args(root, work, epochs):
 
 
 def test_kill_during_a_save_loses_nothing_and_resume_says_where(
-        synthetic_root, tmp_path, monkeypatch):
+        synthetic_root, tmp_path, monkeypatch, capsys):
     """max_keep_ckpts=1, the save of epoch 2 is killed half-way (the file
     is written in place, as without the atomic writer): epoch_1.pth and
     last_checkpoint survive, and --resume continues from epoch 1, naming the
@@ -140,11 +139,9 @@ def test_kill_during_a_save_loses_nothing_and_resume_says_where(
         assert f.read().endswith('epoch_1.pth')
     assert safe_checkpoint.find_loadable_checkpoint(work).endswith(
         'epoch_1.pth')
-    # the resumed run, as a user starts it
-    out = _tool(['tools/train.py', *argv[:-1], 'experiment_name=resumed',
-                 '--resume'])
-    assert out.returncode == 0, out.stderr[-3000:]
-    log = out.stdout + out.stderr
+    # the resumed run, through the tool's command line
+    log = call_tool('tools/train.py', [*argv[:-1], 'experiment_name=resumed',
+                                       '--resume'], capsys).out
     assert 'the newest checkpoint that loads; skipped: ' in log
     assert 'epoch_2.pth (not a complete torch checkpoint' in log
     assert 'resumed epoch: 1' in log

@@ -12,7 +12,7 @@ import torch
 from mme_plugin.engine.safe_load import (TRUST_ENV, UnsafeCheckpointError,
                                          safe_torch_load)
 
-from .conftest import FAST_LOADER, REPO, data_options
+from .conftest import FAST_LOADER, REPO, call_tool, data_options
 
 FINETUNE = 'configs/mme/finetune_tiny_synthetic.py'
 
@@ -37,6 +37,7 @@ def evil(tmp_path):
 
 
 def _run(args, env_extra=None):
+    """A tool as users start it: a new interpreter, without the opt-in."""
     env = dict(os.environ, PYTHONWARNINGS='ignore', OMP_NUM_THREADS='1')
     env.pop(TRUST_ENV, None)
     env.update(env_extra or {})
@@ -52,11 +53,28 @@ def _refused(out, marker):
     assert not marker.exists()
 
 
-def test_converters_refuse_a_malicious_checkpoint(evil, tmp_path):
+def _refused_in_process(path, argv, marker, capsys, monkeypatch):
+    """The same refusal through the tool's ``main(argv)`` in this process
+    (no interpreter start): had the payload run, ``marker`` would exist."""
+    monkeypatch.delenv(TRUST_ENV, raising=False)
+    try:
+        run = call_tool(path, argv, capsys, check=False)
+        text = f'{run.out}\n{run.code}'
+        assert run.code != 0, text[-3000:]
+    except UnsafeCheckpointError as e:
+        text = str(e)
+    assert 'refused to load' in text and 'posix.system' in text
+    assert '--trust-checkpoint' in text
+    assert not marker.exists()
+
+
+def test_converters_refuse_a_malicious_checkpoint(evil, tmp_path, capsys,
+                                                  monkeypatch):
     path, marker = evil
     for tool in ('tools/convert/official_to_mmaction.py',
                  'tools/convert/mme_to_recognizer.py'):
-        _refused(_run([tool, str(path), str(tmp_path / 'out.pth')]), marker)
+        _refused_in_process(tool, [str(path), str(tmp_path / 'out.pth')],
+                            marker, capsys, monkeypatch)
         assert not (tmp_path / 'out.pth').exists()
 
 
@@ -69,17 +87,19 @@ def test_test_tool_refuses_a_malicious_checkpoint(evil, synthetic_root,
 
 
 def test_train_load_from_and_resume_refuse_a_malicious_checkpoint(
-        evil, synthetic_root, tmp_path):
+        evil, synthetic_root, tmp_path, capsys, monkeypatch):
     path, marker = evil
-    base = ['tools/train.py', FINETUNE, '--cfg-options', *FAST_LOADER,
+    base = [FINETUNE, '--cfg-options', *FAST_LOADER,
             *data_options(synthetic_root), 'train_cfg.max_epochs=1']
-    _refused(_run(base + [f'load_from={path}', '--work-dir',
-                          str(tmp_path / 'a')]), marker)
+    _refused_in_process('tools/train.py', base + [
+        f'load_from={path}', '--work-dir', str(tmp_path / 'a')], marker,
+        capsys, monkeypatch)
     work = tmp_path / 'b'
     work.mkdir()
     (work / 'epoch_1.pth').write_bytes(path.read_bytes())
     (work / 'last_checkpoint').write_text(str(work / 'epoch_1.pth'))
-    _refused(_run(base + ['--work-dir', str(work), '--resume']), marker)
+    _refused_in_process('tools/train.py', base + [
+        '--work-dir', str(work), '--resume'], marker, capsys, monkeypatch)
 
 
 def test_stock_mmengine_loader_refuses_it_too(evil):
@@ -202,13 +222,16 @@ def test_nonfinite_weights_are_refused_but_logged_nan_is_not(tmp_path):
         assert 'state_dict.bias' not in str(info.value)
 
 
-def test_test_tool_names_a_truncated_checkpoint(synthetic_root, tmp_path):
+def test_test_tool_names_a_truncated_checkpoint(synthetic_root, tmp_path,
+                                                capsys):
     path = tmp_path / 'half.pth'
     torch.save(_training_checkpoint(), path)
     path.write_bytes(path.read_bytes()[:300])
-    out = _run(['tools/test.py', FINETUNE, str(path), '--work-dir',
-                str(tmp_path / 'w'), '--cfg-options', *FAST_LOADER,
-                *data_options(synthetic_root)])
-    assert out.returncode != 0
-    assert 'incomplete or corrupt' in out.stderr and str(path) in out.stderr
-    assert 'Traceback' not in out.stderr
+    # in process: a traceback would be an exception escaping main()
+    run = call_tool('tools/test.py', [
+        FINETUNE, str(path), '--work-dir', str(tmp_path / 'w'),
+        '--cfg-options', *FAST_LOADER, *data_options(synthetic_root)],
+        capsys, check=False)
+    assert run.code != 0
+    assert 'incomplete or corrupt' in str(run.code)
+    assert str(path) in str(run.code)

@@ -1,8 +1,22 @@
 #!/usr/bin/env bash
 # Set up the environment and run the default test suite (what CI runs).
 # Extra arguments go to pytest, e.g. `tools/run_tests.sh -m slow`.
+#
+# The tests run in parallel worker processes (pytest-xdist), one per core
+# up to 4, each worker taking a whole test file at a time (--dist loadfile:
+# a module's fixtures, such as the real-size recipe runs, run once). The
+# files with the longest runs go first (tests/conftest.py orders them;
+# --no-loadscope-reorder keeps that order). Each worker gets an equal share
+# of the cores for its OpenMP threads. MME_TEST_WORKERS=0 runs every test
+# in one process (e.g. to debug one), as does `-n 0` after this script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/setup_env.sh
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
-exec .venv/bin/python -m pytest tests -p no:cacheprovider "$@"
+CORES=$(.venv/bin/python -c 'import os; print(len(os.sched_getaffinity(0)))')
+WORKERS=${MME_TEST_WORKERS:-$(( CORES < 4 ? CORES : 4 ))}
+THREADS=$(( WORKERS > 0 ? CORES / WORKERS : CORES ))
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(( THREADS > 0 ? THREADS : 1 ))}
+# Idle OpenMP threads sleep instead of spinning (docs/benchmarks.md).
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
+exec .venv/bin/python -m pytest tests -p no:cacheprovider \
+    -n "$WORKERS" --dist loadfile --no-loadscope-reorder "$@"
