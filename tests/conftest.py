@@ -32,17 +32,23 @@ FAST_LOADER = [
 ]
 
 
-def pytest_collection_modifyitems(config, items) -> None:
+def pytest_collection_modifyitems(config: pytest.Config,
+                                  items: List[pytest.Item]) -> None:
     """Test files with real-size runs (``slow`` tests) first, the file with
     the most of them first: ``tools/run_tests.sh`` hands whole files to
     parallel workers in this order, so the longest file starts at once
     instead of last (it alone takes about half the suite). Files keep their
-    tests' order; the rest keep theirs."""
+    tests' order; the rest keep theirs.
+
+    Args:
+        config: pytest's configuration (unused).
+        items: The collected tests, sorted in place.
+    """
     slow: Dict[str, int] = {}
     for item in items:
         if item.get_closest_marker('slow'):
-            slow[item.fspath.strpath] = slow.get(item.fspath.strpath, 0) + 1
-    items.sort(key=lambda item: -slow.get(item.fspath.strpath, 0))
+            slow[str(item.path)] = slow.get(str(item.path), 0) + 1
+    items.sort(key=lambda item: -slow.get(str(item.path), 0))
 
 
 @pytest.fixture(scope='session')

@@ -1,5 +1,5 @@
-"""Run every shipped config for real, in one process (used by
-``tests/test_real_recipes.py``; also runnable by hand).
+"""Run shipped configs for real, in one process per call (used by
+``tests/test_real_recipes.py``, two calls at once; also runnable by hand).
 
 For each config under ``configs/mme/``, at its real size (model, pipeline,
 hooks, optimizer constructor, schedulers): train one iteration (batch 1, one
@@ -26,11 +26,11 @@ overridden.
 
 One process runs all the configs it is given (the imports cost more than a
 tiny step); each runner gets its own experiment name and work dir. The
-test runs two processes at once on the two halves of :func:`shards`. A failure of one
-step is recorded with its traceback and the next config goes on. Every
-checkpoint is deleted as soon as the last config that reads it is done
-(kept, the ViT-B checkpoints took 24 GB and filled CI's disk); the peak
-disk use, sampled every second, is recorded in ``results['_run']``.
+test runs two processes at once on the two halves of :func:`shards`. A
+failure of one step is recorded with its traceback and the next config goes
+on. Every checkpoint is deleted as soon as the last config that reads it
+is done (kept, the ViT-B checkpoints took 24 GB and filled CI's disk); the
+peak disk use, sampled every second, is recorded in ``results['_run']``.
 
 Usage:
     python tests/recipe_driver.py OUT_DIR [CONFIG ...]
