@@ -237,8 +237,8 @@ def test_the_limit_counts_bad_files_not_reads(synthetic_root, tmp_path):
     hook.after_train_iter(runner, 0, _batch('a.mp4', limit=1))
     hook.after_train_iter(runner, 1, _batch('a.mp4', limit=1))
     hook.after_train_epoch(runner)
-    assert '2 bad samples skipped and replaced (1 files; limit 1 files ' \
-        'per epoch): a.mp4 (VideoReadError: x) x2' in messages[0]
+    assert '2 bad samples skipped and replaced (1 bad file; limit 1 per ' \
+        'epoch): a.mp4 (VideoReadError: x) x2' in messages[0]
     hook.before_train_epoch(runner)
     hook.after_train_iter(runner, 0, _batch('a.mp4', 'a.mp4', limit=1))
     with pytest.raises(BadSampleLimitError,
@@ -281,5 +281,5 @@ def test_two_process_run_skips_a_corrupt_clip_and_finishes(synthetic_root,
     log = proc.stdout + proc.stderr
     assert osp.isfile(osp.join(work, 'epoch_1.pth'))
     bad = str(tmp_path / 'corrupt_clip.mp4')
-    assert f'epoch 1: 2 bad samples skipped and replaced (1 files; limit 1 ' \
-        f'files per epoch): {bad} (VideoReadError' in log, log[-3000:]
+    assert f'epoch 1: 2 bad samples skipped and replaced (1 bad file; limit ' \
+        f'1 per epoch): {bad} (VideoReadError' in log, log[-3000:]

@@ -20,10 +20,12 @@ FINETUNE = 'configs/mme/finetune_tiny_synthetic.py'
 def _refusal(path, argv, capsys):
     """Run a tool in process (:func:`call_tool`) expecting it to refuse:
     its output and the message of its ``SystemExit`` or exception."""
+    from mme_plugin.utils.state_diff import CheckpointMismatchError
     try:
         run = call_tool(path, argv, capsys, check=False)
-    except Exception as e:  # noqa: BLE001 - the refusal, as raised
-        return f'{capsys.readouterr()}\n{type(e).__name__}: {e}'
+    except CheckpointMismatchError as e:  # the refusal, as raised
+        cap = capsys.readouterr()
+        return f'{cap.out}{cap.err}\n{type(e).__name__}: {e}'
     assert run.code != 0, run.out[-3000:]
     return f'{run.out}\n{run.code}'
 

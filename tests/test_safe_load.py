@@ -76,6 +76,10 @@ def test_converters_refuse_a_malicious_checkpoint(evil, tmp_path, capsys,
         _refused_in_process(tool, [str(path), str(tmp_path / 'out.pth')],
                             marker, capsys, monkeypatch)
         assert not (tmp_path / 'out.pth').exists()
+    # and as users start it: the script's own imports install the guard
+    _refused(_run(['tools/convert/official_to_mmaction.py', str(path),
+                   str(tmp_path / 'out.pth')]), marker)
+    assert not (tmp_path / 'out.pth').exists()
 
 
 def test_test_tool_refuses_a_malicious_checkpoint(evil, synthetic_root,
@@ -91,9 +95,9 @@ def test_train_load_from_and_resume_refuse_a_malicious_checkpoint(
     path, marker = evil
     base = [FINETUNE, '--cfg-options', *FAST_LOADER,
             *data_options(synthetic_root), 'train_cfg.max_epochs=1']
-    _refused_in_process('tools/train.py', base + [
-        f'load_from={path}', '--work-dir', str(tmp_path / 'a')], marker,
-        capsys, monkeypatch)
+    # load_from as users start it (a new interpreter), --resume in process
+    _refused(_run(['tools/train.py', *base, f'load_from={path}',
+                   '--work-dir', str(tmp_path / 'a')]), marker)
     work = tmp_path / 'b'
     work.mkdir()
     (work / 'epoch_1.pth').write_bytes(path.read_bytes())

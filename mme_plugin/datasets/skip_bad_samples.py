@@ -101,7 +101,7 @@ class SkipPolicy:
         self.max_attempts = max_attempts
 
     def limit(self, num_samples: int) -> int:
-        """Failures allowed per epoch for a dataset of ``num_samples``."""
+        """Bad files allowed per epoch for a dataset of ``num_samples``."""
         if self.max_skipped is not None:
             return int(self.max_skipped)
         return max(1, int(self.max_fraction * num_samples))
@@ -248,8 +248,9 @@ class SampleSkipper:
         self._records.append(record)
         print_log(
             f'bad sample {int(index)} skipped: {record["file"]}: '
-            f'{record["error"]} ({len(self._records)} in this epoch in this '
-            f'process, {limit} allowed per epoch)', logger='current',
+            f'{record["error"]} ({bad_files(self._records)} bad files, '
+            f'{len(self._records)} reads, in this epoch in this process; '
+            f'{limit} files allowed per epoch)', logger='current',
             level=logging.WARNING)
         if bad_files(self._records) > limit:
             raise limit_error(self._records, limit, 'in one dataloader '

@@ -74,9 +74,9 @@ class SkippedSamplesHook(Hook):
     files, and every rank raises
     :class:`~mme_plugin.datasets.skip_bad_samples.BadSampleLimitError` if
     the epoch's distinct bad files exceed the dataset's limit (a file read
-    twice, e.g. a padded repeat of the distributed sampler, counts once). A rank whose own count
-    exceeds it stops at once. Batches without skips cost a metainfo lookup
-    per sample.
+    twice, e.g. a padded repeat of the distributed sampler, counts once). A
+    rank whose own count exceeds it stops at once. Batches without skips
+    cost a metainfo lookup per sample.
     """
 
     priority = 'NORMAL'
@@ -113,9 +113,10 @@ class SkippedSamplesHook(Hook):
             return
         limit = min(limits) if limits else None
         epoch = runner.epoch + 1
+        files = bad_files(records)
         runner.logger.warning(
             f'epoch {epoch}: {len(records)} bad samples skipped and replaced '
-            f'({bad_files(records)} files; limit {limit} files per epoch): '
-            f'{summarize_skips(records)}')
+            f'({files} bad file{"" if files == 1 else "s"}; limit {limit} '
+            f'per epoch): {summarize_skips(records)}')
         if limit is not None and bad_files(records) > limit:
             raise limit_error(records, limit, f'epoch {epoch}, all ranks')
