@@ -18,6 +18,10 @@ def test_few_shot_draw_takes_k_of_every_class_seeded():
     assert not torch.equal(idx, few_shot_indices(labels, 3, seed=1))
     with pytest.raises(ValueError, match='class 2 has 1 labelled clips'):
         few_shot_indices(torch.tensor([0, 0, 1, 1, 2]), 2, seed=0)
+    # a class absent from the pool is named, not silently left out
+    with pytest.raises(ValueError, match='class 1 has 0 labelled clips'):
+        few_shot_indices(torch.tensor([0, 0, 2, 2]), 1, 0, num_classes=3)
+    assert len(few_shot_indices(torch.tensor([0, 0, 2, 2]), 1, 0)) == 2
     with pytest.raises(ValueError, match='per_class must be >= 1'):
         few_shot_indices(labels, 0, seed=0)
 

@@ -5,7 +5,7 @@ import json
 import os.path as osp
 import re
 import time
-from typing import Callable, Dict, List
+from typing import Dict, List
 
 from .levels import end_ratios, levels_of, rescore
 from .methods import (DOWNSTREAM, FINETUNE, LINEAR, SUPERVISED,
@@ -16,8 +16,9 @@ from .run import BenchmarkRun, checkpoints, parse_accuracy
 
 __all__ = ['run_seed', 'downstream', 'rescore_run']
 
-#: ``probe(ckpt or None, seed) -> dict`` (a :class:`~.probe.Probe`).
-ProbeFn = Callable[..., Dict]
+#: A :class:`~.probe.Probe` or a stand-in: ``probe(ckpt or None, seed) ->
+#: dict`` and ``probe.low_label(ckpt or None, seed) -> dict``.
+ProbeFn = Probe
 
 
 def _epoch(ckpt: str) -> int:
@@ -126,8 +127,8 @@ def downstream(r: BenchmarkRun, seed: int, method: str, ckpt: str) -> Dict:
 def rescore_run(work_dir: str, data_root: str, options: List[str],
                 num_test: int) -> None:
     """``--rescore``: the trivial levels measured again and the final
-    checkpoints probed and low-label fine-tuned again for a finished run; writes
-    ``results_rescored.{json,md}`` next to its ``results.json``.
+    checkpoints probed and low-label fine-tuned again for a finished run;
+    writes ``results_rescored.{json,md}`` next to its ``results.json``.
 
     Args:
         work_dir: The finished run's work dir.

@@ -32,9 +32,9 @@ class Probe:
         from mmengine.config import Config
 
         from mme_plugin.datasets.synthetic import load_clip_velocities
+        from mme_plugin.evaluation import load_clips
         from mme_plugin.registry import DATASETS
         from mme_plugin.utils import register_all_modules
-        from mme_plugin.evaluation import load_clips
         register_all_modules()
         cfg = Config.fromfile(osp.join(REPO, SUPERVISED))
         self.backbone_cfg = cfg.model.backbone
@@ -151,7 +151,8 @@ class Probe:
                                            finetune_classifier)
         t0 = time.time()
         x, y = self.clips['train']
-        idx = few_shot_indices(y, LOW_LABEL_PER_CLASS, seed)
+        idx = few_shot_indices(y, LOW_LABEL_PER_CLASS, seed,
+                               num_classes=self.num_classes)
         out = finetune_classifier(
             self.encoder(ckpt, seed), x[idx], y[idx], *self.clips['val'],
             num_classes=self.num_classes, epochs=LOW_LABEL_EPOCHS, seed=seed)

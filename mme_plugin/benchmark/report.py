@@ -1,6 +1,7 @@
 """The benchmark's Markdown report: pretraining losses against their
-trivial levels, probes, the low-label fine-tune, the supervised baseline, the long variant's
-downstream results, and which comparisons are informative."""
+trivial levels, probes, the low-label fine-tune, the supervised baseline,
+the long variant's downstream results, and which comparisons are
+informative."""
 from typing import Dict, List, Optional, Tuple
 
 from .methods import NUM_CLASSES
@@ -33,7 +34,7 @@ _NOTES = (
     'direction). Low-label fine-tune: encoder + linear head trained end '
     'to end on a seeded draw of a few train clips per class (fixed recipe, '
     'no augmentation; mme_plugin/evaluation/low_label.py), top-1 on the '
-    'test clips; the supervised line below is the same encoder trained on '
+    'test clips; the supervised line above is the same encoder trained on '
     'all train clips.')
 
 #: ``{method: (informative, why)}`` of :func:`informative`.
@@ -271,8 +272,8 @@ def summarize(results: List[Dict], methods: List[str],
 
     Returns:
         str: Pretraining losses vs trivial levels, probes, the low-label
-        fine-tune (if run), supervised baseline, the long variant's table (if run), notes and which
-        comparisons are informative.
+        fine-tune (if run), supervised baseline, the long variant's table
+        (if run), notes and which comparisons are informative.
     """
     verdict = {m: informative(results, m) for m in methods}
     sections = [

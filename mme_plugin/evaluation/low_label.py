@@ -8,15 +8,17 @@ scarce, next to random init. Unlike the frozen probes it lets the
 pretraining's weights move, so an encoder whose pooled output is nearly
 constant (collapse) can still score if its inner weights help.
 
-The recipe is fixed before any result (no tuning on the test clips): AdamW
-(lr 1e-3, betas 0.9 / 0.999, weight decay 0.05 on weights, none on biases,
-norms and position embeddings), a linear warm-up over the first tenth of
-the steps then a cosine to 1 % of the lr, gradient norm clipped at 5 (the
-supervised baseline's recipe, ``configs/recognition/tiny-vit_synthetic.py``)
-and no augmentation: the clips are the one-view val pipeline's.
+The recipe is fixed before any result (no tuning on the test clips),
+adapted from the supervised baseline's
+(``configs/recognition/tiny-vit_synthetic.py``: AdamW lr 1e-3, betas 0.9 /
+0.999, weight decay 0.05, gradient norm clipped at 5, warm-up then cosine
+to 1 % of the lr) with two differences: no weight decay on biases, norms
+and position embeddings (the fine-tune recipes' custom), and a warm-up
+over the first tenth of the steps instead of 3 of 40 epochs. No
+augmentation: the clips are the one-view val pipeline's.
 """
 import math
-from typing import Dict, List
+from typing import Dict, List, Optional, Union
 
 import torch
 from torch import Tensor, nn
@@ -24,14 +26,17 @@ from torch import Tensor, nn
 __all__ = ['few_shot_indices', 'finetune_classifier']
 
 
-def few_shot_indices(labels: Tensor, per_class: int, seed: int
-                     ) -> Tensor:
+def few_shot_indices(labels: Tensor, per_class: int, seed: int,
+                     num_classes: Optional[int] = None) -> Tensor:
     """A seeded draw of ``per_class`` samples of every class.
 
     Args:
         labels (Tensor): ``[N]`` int labels of the labelled pool.
         per_class (int): Samples per class (>= 1).
         seed (int): The draw's seed (each seed its own subset).
+        num_classes (int, optional): Classes ``0 .. num_classes - 1`` that
+            must all be drawn from (a class missing from the pool is an
+            error). Defaults to the classes present.
 
     Returns:
         Tensor: ``[classes * per_class]`` sorted int64 indices into
@@ -45,7 +50,9 @@ def few_shot_indices(labels: Tensor, per_class: int, seed: int
         raise ValueError(f'per_class must be >= 1, got {per_class}')
     gen = torch.Generator().manual_seed(seed)
     picked: List[Tensor] = []
-    for c in torch.unique(labels).tolist():
+    classes = (torch.unique(labels).tolist() if num_classes is None else
+               range(num_classes))
+    for c in classes:
         pool = torch.nonzero(labels == c).flatten()
         if len(pool) < per_class:
             raise ValueError(
@@ -84,7 +91,7 @@ def finetune_classifier(backbone: nn.Module, train_x: Tensor,
                         num_classes: int, epochs: int = 20,
                         batch_size: int = 8, lr: float = 1e-3,
                         weight_decay: float = 0.05,
-                        seed: int = 0) -> Dict[str, float]:
+                        seed: int = 0) -> Dict[str, Union[int, float]]:
     """Fine-tune ``backbone`` + a linear head end to end, then score it.
 
     ``backbone`` is trained in place (pass a fresh copy). Deterministic for

@@ -17,10 +17,12 @@ class TubeMasking(BaseTransform):
     ``int(ratio * patches_per_frame)`` patches are masked per frame (release:
     0.7 -> 137 of 196, i.e. 1096 masked / 472 visible tokens for 16x224x224).
 
-    ``mode='random'`` draws each tube time slice's patches anew (the same
-    count per slice, so every sample masks the same number of tokens): the
-    "random masking" VideoMAE compares tube masking with (VideoMAE, Tong et
-    al. 2022, table 1c), where a masked patch can often be copied from the
+    ``mode='random'`` draws each tube time slice's patches anew, with the
+    same count per slice, so every sample masks the same number of tokens.
+    It is a per-slice variant of the "random masking" VideoMAE compares
+    tube masking with (VideoMAE, Tong et al. 2022, masking-strategy
+    ablation), which draws over the whole time x space grid (counts per
+    slice vary there); in both a masked patch can often be copied from the
     neighbouring slice. A lever of the synthetic benchmark
     (``docs/synthetic_benchmark.md``); the recipes use tubes.
 
@@ -70,11 +72,12 @@ class TubeMasking(BaseTransform):
         nt = len(results['imgs']) // self.tubelet_size
         per_frame = hp * wp
         num_masked = int(self.mask_ratio * per_frame)
-        slices = 1 if self.mode == 'tube' else nt
+        slices = 1 if self.mode == 'tube' else max(1, nt)
         mask = np.zeros((slices, per_frame), bool)
         for row in mask:
             row[np.random.permutation(per_frame)[:num_masked]] = True
-        mask = np.tile(mask.reshape(-1), nt // slices)
+        mask = np.tile(mask.reshape(-1), nt // slices)  # random: 1 copy
+        mask = mask[:nt * per_frame]  # no tube (fewer frames than a tubelet)
         results['mask'] = torch.from_numpy(mask)
         results['visible_idx'] = torch.from_numpy(np.flatnonzero(~mask))
         results['masked_idx'] = torch.from_numpy(np.flatnonzero(mask))
