@@ -29,7 +29,7 @@ import os.path as osp
 import platform
 import sys
 import time
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -85,6 +85,30 @@ def truth(info: Dict, grid: np.ndarray, steps: int) -> Dict[str, np.ndarray]:
     return dict(end=end, occluded=covered & ~on_sprite)
 
 
+def tracked_vs_truth(
+        res: Dict, info: Dict, steps: int
+) -> Tuple[Dict, np.ndarray, np.ndarray, Dict, np.ndarray]:
+    """Track the recipes' 4-px grid through ``res['flows']`` (one clip) as
+    ``ComputeTrajectories`` does and compare its end points with the truth.
+
+    Args:
+        res (dict): Pipeline results with ``flows`` of one clip.
+        info (dict): The generator's motion of that clip (``render_clip``).
+        steps (int): Frame steps tracked.
+
+    Returns:
+        tuple: The tracked results, positions ``[steps + 1, h, w, 2]`` of
+        the clip, its in-frame points, :func:`truth` at the grid and the
+        end-point error (px) of every point.
+    """
+    res = ComputeTrajectories(grid_step=4)(res)
+    pos = res['traj_positions'][0]
+    inside = res['traj_point_valid'][0]
+    gt = truth(info, pos[0], steps)
+    err = np.linalg.norm(pos[-1] - gt['end'], axis=-1)
+    return res, pos, inside, gt, err
+
+
 def checks_vs_truth(clips: int, size: int, bad_px: float) -> Dict:
     """Part 1: per backend and check, rejection against ground truth."""
     out: Dict = {}
@@ -106,11 +130,7 @@ def checks_vs_truth(clips: int, size: int, bad_px: float) -> Dict:
             res['flows_bwd'] = flow._compute(res['dense_imgs'], True)
             t_fwd += t1 - t0
             t_bwd += time.perf_counter() - t1
-            res = ComputeTrajectories(grid_step=4)(res)
-            pos = res['traj_positions'][0]
-            inside = res['traj_point_valid'][0]
-            gt = truth(info, pos[0], steps)
-            err = np.linalg.norm(pos[-1] - gt['end'], axis=-1)
+            res, _, inside, gt, err = tracked_vs_truth(res, info, steps)
             bad = (err > bad_px) | gt['occluded']
             occluded += int((gt['occluded'] & inside).sum())
             points += int(inside.sum())

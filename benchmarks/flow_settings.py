@@ -33,15 +33,14 @@ from typing import Dict
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from flow_reliability import truth  # noqa: E402 (this folder)
+from flow_reliability import tracked_vs_truth  # noqa: E402 (this folder)
 from report import write_report  # noqa: E402 (this folder)
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from mme_plugin.datasets.synthetic import render_clip  # noqa: E402
-from mme_plugin.datasets.transforms import (ComputeFlow,  # noqa: E402
-                                            ComputeTrajectories)
+from mme_plugin.datasets.transforms import ComputeFlow  # noqa: E402
 from mme_plugin.utils import register_all_modules  # noqa: E402
 
 #: The settings compared, stated before measuring: the release's Farneback
@@ -82,11 +81,7 @@ def measure(clips: int, size: int) -> Dict[str, Dict[str, float]]:
             t0 = time.perf_counter()
             res = dict(flows=flow._compute(frames[None]))
             seconds += time.perf_counter() - t0
-            res = ComputeTrajectories(grid_step=4)(res)
-            pos = res['traj_positions'][0]
-            inside = res['traj_point_valid'][0]
-            gt = truth(info, pos[0], steps)
-            err = np.linalg.norm(pos[-1] - gt['end'], axis=-1)
+            _, pos, inside, gt, err = tracked_vs_truth(res, info, steps)
             h, w = info['alpha'].shape[1:]
             ix = np.clip(np.round(pos[0][..., 0]).astype(int), 0, w - 1)
             iy = np.clip(np.round(pos[0][..., 1]).astype(int), 0, h - 1)
