@@ -57,10 +57,15 @@ def results(tmp_path_factory):
     try:
         for i, part in enumerate(shards(all_configs())):
             log = open(out / f'shard{i}.log', 'w')
-            procs.append((subprocess.Popen(
-                [sys.executable, 'tests/recipe_driver.py',
-                 str(out / f'shard{i}'), *part], cwd=REPO, stdout=log,
-                stderr=subprocess.STDOUT, env=env), log))
+            try:
+                proc = subprocess.Popen(
+                    [sys.executable, 'tests/recipe_driver.py',
+                     str(out / f'shard{i}'), *part], cwd=REPO, stdout=log,
+                    stderr=subprocess.STDOUT, env=env)
+            except BaseException:
+                log.close()
+                raise
+            procs.append((proc, log))
         # below pytest-timeout's 3000 s, so the children are stopped here
         while any(p.poll() is None for p, _ in procs):
             peak = max(peak, disk_used(str(out)))

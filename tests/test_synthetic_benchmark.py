@@ -149,6 +149,8 @@ def test_a_method_is_ranked_only_if_every_loss_left_its_level_every_seed(
     assert '| videomae | 17.5 +- 10.6 | 100.0 +- 0.0 | +12.5, -5.0 |' \
         in table
     assert '| mme | 45.0 +- 7.1 | 100.0 +- 0.0 | +37.5, +25.0 |' in table
+    from mme_plugin.benchmark.report import _low_label_table
+    assert _low_label_table([], ['mme']) is None  # no seed: no table
 
 
 def test_final_checkpoint_is_probed_once_per_seed(sb, tmp_path,
@@ -395,7 +397,7 @@ def test_probe_low_label_fine_tunes_a_fresh_encoder_on_5_per_class(
     real = ev.finetune_classifier
 
     def recorded(enc, xtr, ytr, xte, yte, **kw):
-        seen.append((ytr.tolist(), len(xte)))
+        seen.append((ytr.tolist(), len(xte), enc))
         return real(enc, xtr, ytr, xte, yte, **kw)
 
     monkeypatch.setattr(ev, 'finetune_classifier', recorded)
@@ -410,8 +412,9 @@ def test_probe_low_label_fine_tunes_a_fresh_encoder_on_5_per_class(
     assert sorted(seen[0][0]) == [0] * 5 + [1] * 5 and seen[0][1] == 6
     # 10 labelled clips in batches of 8: 2 steps per epoch
     assert out['steps'] == 2 * sb.LOW_LABEL_EPOCHS
-    # the fine-tuned encoder was a fresh one, and it was trained
-    assert len(built) == 2 and built[0] is not built[1]
+    # the fine-tuned encoder was the one low_label built (the same seed's
+    # init as `first`), and it was trained
+    assert len(built) == 2 and seen[0][2] is built[1]
     assert any(not torch.equal(first[k], v)
                for k, v in built[1].state_dict().items())
     probe.clips['train'] = load_clips(split(8))  # 4 per class

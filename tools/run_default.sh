@@ -2,8 +2,10 @@
 # The main job on the built-in default: set up .venv, generate the synthetic
 # motion dataset, pretrain a tiny ViT with MME and with pixel targets
 # (VideoMAE) for 3 seeds, compare every loss with its trivial level, probe
-# the frozen encoders (and a random-init one), train the supervised
-# baseline, and print the tables (tools/synthetic_benchmark.py). CPU.
+# the frozen encoders (class and exact motion) and fine-tune them on 5
+# labelled clips per class (each next to a random-init one), report the
+# collapse measures, train the supervised baseline, and print the tables
+# (tools/synthetic_benchmark.py). CPU.
 # Extra arguments go to tools/synthetic_benchmark.py (e.g. --seeds 0 1 2).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -21,6 +21,7 @@ if ! [[ $WORKERS =~ ^[0-9]+$ ]]; then
          "worker processes (0: none), got '$WORKERS'" >&2
     exit 2
 fi
+WORKERS=$(( 10#$WORKERS ))  # "08" is eight, not a bad octal number
 THREADS=$(( WORKERS > 0 ? CORES / WORKERS : CORES ))
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(( THREADS > 0 ? THREADS : 1 ))}
 # Idle OpenMP threads sleep instead of spinning (docs/benchmarks.md).

@@ -104,8 +104,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--rescore', action='store_true',
                         help="measure the trivial levels again (this "
                         "code, same data) for the methods of the work "
-                        "dir's results.json, probe its final checkpoints "
-                        'again, and write results_rescored.json and '
+                        "dir's results.json, probe and low-label "
+                        'fine-tune its final checkpoints again, and '
+                        'write results_rescored.json and '
                         'results_rescored.md with its logged losses; '
                         'trains nothing')
     args = parser.parse_args(argv)

@@ -194,7 +194,7 @@ def _low_label_table(results: List[Dict],
     """The low-label fine-tune per encoder, against random init per seed
     (None for results without it)."""
     import numpy as np
-    if not all('low_label' in x for x in results):
+    if not results or not all('low_label' in x for x in results):
         return None
     k = results[0]['low_label']['random init']['per_class']
     lines = [f'| encoder (fine-tuned, {k} labelled clips per class) | '

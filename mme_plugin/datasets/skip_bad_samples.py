@@ -211,7 +211,16 @@ def summarize_skips(records: List[Dict[str, str]], top: int = 20) -> str:
 
 
 def bad_files(records: List[Dict[str, str]]) -> int:
-    """The distinct files among skip ``records``: what the limit counts."""
+    """The distinct files among skip ``records``: what the limit counts (a
+    file read twice, e.g. a padded repeat of the distributed sampler,
+    counts once).
+
+    Args:
+        records (list[dict]): Skip records, each with its ``file``.
+
+    Returns:
+        int: How many different files failed.
+    """
     return len({r['file'] for r in records})
 
 

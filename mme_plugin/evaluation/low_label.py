@@ -14,7 +14,8 @@ adapted from the supervised baseline's
 0.999, weight decay 0.05, gradient norm clipped at 5, warm-up then cosine
 to 1 % of the lr) with two differences: no weight decay on biases, norms
 and position embeddings (the fine-tune recipes' custom), and a warm-up
-over the first tenth of the steps instead of 3 of 40 epochs. No
+over the first tenth of the steps (linear from lr / warm-up steps, a
+tenth at 100 steps) instead of 3 of 40 epochs (from 1 %). No
 augmentation: the clips are the one-view val pipeline's.
 """
 import math
@@ -58,7 +59,8 @@ def few_shot_indices(labels: Tensor, per_class: int, seed: int,
             raise ValueError(
                 f'class {c} has {len(pool)} labelled clips, fewer than the '
                 f'{per_class} per class asked; generate more train clips '
-                '(tools/data/make_synthetic.py --train) or ask fewer')
+                '(tools/synthetic_benchmark.py --train-per-class, or '
+                'tools/data/make_synthetic.py --train) or ask fewer')
         picked.append(pool[torch.randperm(len(pool), generator=gen)
                            [:per_class]])
     return torch.sort(torch.cat(picked)).values
@@ -95,7 +97,9 @@ def finetune_classifier(backbone: nn.Module, train_x: Tensor,
     """Fine-tune ``backbone`` + a linear head end to end, then score it.
 
     ``backbone`` is trained in place (pass a fresh copy). Deterministic for
-    a seed on one machine (head init and batch order from ``seed``).
+    a seed on one machine (head init and batch order from ``seed``); it
+    reseeds torch's global generator with ``seed`` (for the head's init
+    and any dropout).
 
     Args:
         backbone (nn.Module): Maps ``[B, 3, T, H, W]`` normalised clips to

@@ -76,8 +76,9 @@ class TubeMasking(BaseTransform):
         mask = np.zeros((slices, per_frame), bool)
         for row in mask:
             row[np.random.permutation(per_frame)[:num_masked]] = True
-        mask = np.tile(mask.reshape(-1), nt // slices)  # random: 1 copy
-        mask = mask[:nt * per_frame]  # no tube (fewer frames than a tubelet)
+        # tube: nt copies of one slice; random: its nt slices once; no
+        # tube (fewer frames than a tubelet): empty
+        mask = np.tile(mask.reshape(-1), nt // slices)
         results['mask'] = torch.from_numpy(mask)
         results['visible_idx'] = torch.from_numpy(np.flatnonzero(~mask))
         results['masked_idx'] = torch.from_numpy(np.flatnonzero(mask))
