@@ -71,7 +71,8 @@ SWEEP = {
 
 
 def truth(info: Dict, grid: np.ndarray, steps: int) -> Dict[str, np.ndarray]:
-    """True end points and occlusion of grid points over ``steps`` frames."""
+    """True end points, start on the sprite and occlusion of grid points
+    over ``steps`` frames."""
     h, w = info['alpha'].shape[1:]
     ix = np.clip(np.round(grid[..., 0]).astype(int), 0, w - 1)
     iy = np.clip(np.round(grid[..., 1]).astype(int), 0, h - 1)
@@ -82,7 +83,7 @@ def truth(info: Dict, grid: np.ndarray, steps: int) -> Dict[str, np.ndarray]:
     covered = np.zeros(on_sprite.shape, bool)
     for t in range(1, steps + 1):
         covered |= info['alpha'][t][iy, ix] > 0.5
-    return dict(end=end, occluded=covered & ~on_sprite)
+    return dict(end=end, on_sprite=on_sprite, occluded=covered & ~on_sprite)
 
 
 def tracked_vs_truth(

@@ -81,11 +81,8 @@ def measure(clips: int, size: int) -> Dict[str, Dict[str, float]]:
             t0 = time.perf_counter()
             res = dict(flows=flow._compute(frames[None]))
             seconds += time.perf_counter() - t0
-            _, pos, inside, gt, err = tracked_vs_truth(res, info, steps)
-            h, w = info['alpha'].shape[1:]
-            ix = np.clip(np.round(pos[0][..., 0]).astype(int), 0, w - 1)
-            iy = np.clip(np.round(pos[0][..., 1]).astype(int), 0, h - 1)
-            on_sprite = (info['alpha'][0][iy, ix] > 0.5) & inside
+            _, _, inside, gt, err = tracked_vs_truth(res, info, steps)
+            on_sprite = gt['on_sprite'] & inside
             static = inside & ~on_sprite & ~gt['occluded']
             if on_sprite.any():
                 sprite.append(err[on_sprite].mean())

@@ -255,13 +255,14 @@ class SampleSkipper:
         if epoch != self._epoch:
             self._epoch, self._records = epoch, []
         self._records.append(record)
+        files = bad_files(self._records)
         print_log(
             f'bad sample {int(index)} skipped: {record["file"]}: '
-            f'{record["error"]} ({bad_files(self._records)} bad files, '
+            f'{record["error"]} ({files} bad files, '
             f'{len(self._records)} reads, in this epoch in this process; '
             f'{limit} files allowed per epoch)', logger='current',
             level=logging.WARNING)
-        if bad_files(self._records) > limit:
+        if files > limit:
             raise limit_error(self._records, limit, 'in one dataloader '
                               'process')
 

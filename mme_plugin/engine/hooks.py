@@ -118,5 +118,5 @@ class SkippedSamplesHook(Hook):
             f'epoch {epoch}: {len(records)} bad samples skipped and replaced '
             f'({files} bad file{"" if files == 1 else "s"}; limit {limit} '
             f'per epoch): {summarize_skips(records)}')
-        if limit is not None and bad_files(records) > limit:
+        if limit is not None and files > limit:
             raise limit_error(records, limit, f'epoch {epoch}, all ranks')
